@@ -1,0 +1,24 @@
+"Throughput of the augmentation pipelines of `nlmn.augment` on random CIFAR-sized uint8 batches"
+import argparse, torch
+from nlmn.augment import augment_throughput, no_augment, weak_augment, simifeat_augment, strong_augment
+
+PIPELINES = {
+    "normalize only": no_augment(),
+    "crop+flip": weak_augment(),
+    "crop+flip+rotate15": simifeat_augment(),
+    "AutoAugment+crop+flip+Cutout": strong_augment(),
+}
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=8192, help="images timed per measurement")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 512])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads: torch.set_num_threads(args.threads)
+    print(f"device {args.device}, torch threads {torch.get_num_threads()}, {args.n} images of 3×32×32")
+    print(f"{'pipeline':<30} {'batch':>6} {'images/s':>10}")
+    for name, aug in PIPELINES.items():
+        for bs in args.batch_sizes:
+            print(f"{name:<30} {bs:>6} {augment_throughput(aug, args.n, bs, device=args.device):>10,.0f}")
