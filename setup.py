@@ -10,7 +10,7 @@ expected = 'version description keywords author author_email'.split()
 missing = [o for o in expected if o not in cfg]
 if missing: raise ValueError(f"settings.ini is missing {missing}")
 
-licenses = dict(apache2=('Apache Software License 2.0', 'OSI Approved :: Apache Software License'))
+licenses = dict(apache2='Apache-2.0')  # SPDX expressions, as current setuptools expects
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
 py_versions = '3.9 3.10 3.11 3.12 3.13'.split()
 
@@ -21,10 +21,9 @@ min_python = cfg['min_python']
 
 setuptools.setup(
     name=cfg['lib_name'],
-    license=lic[0],
+    license=lic,
     classifiers=['Development Status :: ' + statuses[int(cfg['status'])],
                  'Intended Audience :: ' + cfg['audience'].title(),
-                 'License :: ' + lic[1],
                  'Natural Language :: ' + cfg['language'].title()] +
                 ['Programming Language :: Python :: ' + o for o in py_versions[py_versions.index(min_python):]],
     url=cfg['git_url'],
