@@ -30,7 +30,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['nlmn', 'nlmn.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'dev': dev_requirements, 'cleanlab': shlex.split(cfg.get('cleanlab_requirements', ''))},
     python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

@@ -76,11 +76,16 @@ def atomic_write(path:str|Path, # the file to (re)place
         with os.fdopen(fd, mode, **({} if 'b' in mode else dict(encoding='utf-8', newline=''))) as f:
             yield f
             f.flush(); os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the permissions a plain open() would
         os.replace(tmp, path)
         _fsync_dir(path.parent)  # make the rename itself durable
     except BaseException:
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
+
+def _umask() -> int:
+    mask = os.umask(0); os.umask(mask)
+    return mask
 
 def _fsync_dir(d:Path):
     with contextlib.suppress(OSError):  # not supported on every OS/filesystem

@@ -1,0 +1,150 @@
+"End to end in a real browser: JupyterLab and headless Chromium (driven by Playwright) run a notebook with a review browser; clicks land in decisions.csv."
+import contextlib, json, os, re, signal, socket, subprocess, sys, time, urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = '/usr/bin/chromium'
+CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
+                 '--disable-component-update', '--disable-sync', '--no-first-run']
+
+DEMO = '''
+import torch.nn.functional as F
+from nlmn.data import inject_noise, synthetic_dataset
+from nlmn.simifeat import SimiFeatConfig, fixed_feature_rounds, simifeat
+from nlmn.review import ReviewBrowser
+ds = inject_noise(synthetic_dataset(400, seed=0), 'instance', 0.3, seed=0)
+det = simifeat(fixed_feature_rounds(F.avg_pool2d(ds.images.float(), 4).flatten(1), seed=0), ds.noisy_labels, ds.num_classes,
+               SimiFeatConfig(rounds=5), quiet=True)
+det.save({folder!r} + '/detection.npz')
+ReviewBrowser(ds, det, {folder!r} + '/decisions.csv')
+'''
+
+
+def write_notebook(path:Path, *sources:str):
+    "A minimal nbformat 4.5 notebook with one code cell per source."
+    cells = [dict(cell_type='code', id=f'c{i}', metadata={}, source=s.strip(), outputs=[], execution_count=None) for i, s in enumerate(sources)]
+    meta = dict(kernelspec=dict(display_name='python3', language='python', name='python3'))
+    path.write_text(json.dumps(dict(cells=cells, metadata=meta, nbformat=4, nbformat_minor=5)))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+def _stop(proc:subprocess.Popen):
+    "Stop the server and every process it started (its kernels run in sessions of their own), by PID."
+    import psutil
+    children = []
+    with contextlib.suppress(psutil.NoSuchProcess): children = psutil.Process(proc.pid).children(recursive=True)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)  # the server shuts its kernels down, then exits
+        try: proc.wait(20)
+        except subprocess.TimeoutExpired: proc.kill(); proc.wait()
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill(); child.wait(10)
+
+
+@contextlib.contextmanager
+def jupyter_lab(root:Path, # the folder JupyterLab serves
+                home:Path, # a temporary HOME, so that ~/.jupyter stays untouched
+               ):
+    "A JupyterLab server on 127.0.0.1 without token or password; yields its URL and stops it (and its kernels) afterwards."
+    settings = home/'.jupyter'/'lab'/'user-settings'/'@jupyterlab'/'apputils-extension'/'notification.jupyterlab-settings'
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(json.dumps({'fetchNews': 'false'}))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith('JUPYTER')} | dict(HOME=str(home), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    log = home/'jupyterlab.log'
+    with open(log, 'w') as out:
+        proc = subprocess.Popen([sys.executable, '-m', 'jupyterlab', '--no-browser', '--allow-root', '--ServerApp.ip=127.0.0.1',
+                                 f'--ServerApp.port={port}', '--ServerApp.port_retries=0', "--IdentityProvider.token=", "--ServerApp.password=",
+                                 '--LabApp.expose_app_in_browser=True', f'--ServerApp.root_dir={root}'],
+                                cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url, deadline = f'http://127.0.0.1:{port}', time.time() + 90
+        while True:
+            with contextlib.suppress(OSError):
+                if urllib.request.urlopen(f'{url}/api/status', timeout=2).status == 200: break
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"JupyterLab did not start (exit code {proc.poll()}):\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally: _stop(proc)
+
+
+@contextlib.contextmanager
+def chromium_page(width:int=1500, height:int=1900):
+    "A page of headless Debian Chromium, driven by Playwright."
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: the browser test needs Debian's Chromium (apt-get install -y chromium); "
+                    "Playwright's own browsers are not used", pytrace=False)
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try: yield browser.new_page(viewport=dict(width=width, height=height))
+        finally: browser.close()
+
+
+def run_notebook(page, url:str, name:str, timeout_s:float=120):
+    "Open notebook `name` in JupyterLab, wait for its kernel, and run all its cells."
+    page.goto(f'{url}/lab/tree/{name}')
+    page.wait_for_function("""() => { const w = window.jupyterapp?.shell?.currentWidget;
+        return w?.sessionContext?.session?.kernel?.status === 'idle'; }""", timeout=timeout_s * 1000)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
+def caption_position(tile) -> int:
+    "The dataset position a tile shows ('#123' in its caption)."
+    return int(re.search(r'#(\d+)', tile.locator('.nlmn-caption').inner_text()).group(1))
+
+
+def test_review_browser_in_jupyterlab(tmp_path):
+    from playwright.sync_api import expect
+    from nlmn.core import load_csv
+    from nlmn.review import load_decisions
+    from nlmn.simifeat import Detection
+    root, home = tmp_path/'lab', tmp_path/'home'
+    root.mkdir(); home.mkdir()
+    write_notebook(root/'demo.ipynb', DEMO.format(folder=str(root)))
+    t0 = time.perf_counter()
+    with jupyter_lab(root, home) as url, chromium_page() as page:
+        run_notebook(page, url, 'demo.ipynb')
+        out = page.locator('.jp-OutputArea-output')
+        tiles = out.locator('.nlmn-tile')
+        expect(tiles).to_have_count(16, timeout=120_000)
+        expect(out.locator('.nlmn-page')).to_contain_text('page 1 of', timeout=30_000)
+        expect(out.locator('.nlmn-counter')).to_contain_text('reviewed 0 / flagged')
+        expect(tiles.nth(0).locator('img')).to_be_visible()
+        assert 'clean:' not in tiles.nth(0).inner_text()  # hidden until asked for
+
+        first, second, third = (tiles.nth(k) for k in range(3))
+        pos = [caption_position(t) for t in (first, second, third)]
+        first.get_by_role('button', name='accept', exact=True).click()
+        expect(first.locator('.nlmn-caption')).to_contain_text('decision: accept')
+        second.locator('select').select_option(label='lime ring')
+        expect(second.locator('.nlmn-caption')).to_contain_text('decision: relabel → lime ring')
+        third.get_by_role('button', name='drop', exact=True).click()
+        expect(third.locator('.nlmn-caption')).to_contain_text('decision: drop')
+        expect(out.locator('.nlmn-counter')).to_contain_text('reviewed 3 / flagged')
+        out.get_by_role('button', name='show clean labels').click()
+        expect(first.locator('.nlmn-caption')).to_contain_text('clean:')
+        expect(out.locator('table.nlmn-summary')).to_contain_text('relabel')
+        page.screenshot(path=str(tmp_path/'review.png'), full_page=True)
+
+        out.get_by_role('button', name='next ▶').click()
+        expect(out.locator('.nlmn-page')).to_contain_text('page 2 of')
+        assert caption_position(first) not in pos
+        expect(first.locator('.nlmn-caption')).to_contain_text('undecided')
+
+        det = Detection.load(root/'detection.npz')
+        deadline = time.time() + 10
+        while len(load_csv(root/'decisions.csv')) < 3 and time.time() < deadline: time.sleep(0.1)
+        rows = load_csv(root/'decisions.csv')
+        assert {int(r['index']): r['decision'] for r in rows} == {pos[0]: 'accept', pos[1]: 'relabel', pos[2]: 'drop'}
+        assert all(r['original_index'] == r['index'] and r['time'] for r in rows)  # the synthetic set's original indices are 0..N-1
+        assert load_decisions(root/'decisions.csv') == {pos[0]: ('accept', int(det.suggested[pos[0]])), pos[1]: ('relabel', 3), pos[2]: ('drop', None)}
+        assert pos == sorted(pos, key=lambda p: (det.score[p], p))  # most suspicious first
+    print(f"browser test: {time.perf_counter() - t0:.1f} s, screenshot {tmp_path/'review.png'}")

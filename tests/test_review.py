@@ -1,0 +1,132 @@
+"The review stage without a browser: widget state, the decisions file (atomic, checked, reopened) and the fine-tuning split."
+from dataclasses import replace
+
+import numpy as np, pytest, torch
+import torch.nn.functional as F
+from nlmn.core import RunDir, load_csv
+from nlmn.review import (DECISION_COLUMNS, ReviewBrowser, apply_decisions, review_summary, save_decisions)
+from nlmn.simifeat import Detection, SimiFeatConfig, fixed_feature_rounds, simifeat
+
+
+@pytest.fixture
+def detected(noisy_synthetic):
+    "The shared noisy synthetic set and a SimiFeat vote on its average colours."
+    ds = noisy_synthetic
+    det = simifeat(fixed_feature_rounds(F.avg_pool2d(ds.images.float(), 4).flatten(1), seed=0), ds.noisy_labels, ds.num_classes,
+                   SimiFeatConfig(rounds=5), quiet=True)
+    assert 16 < det.flagged.sum() < len(ds)  # more than one page to review
+    return ds, det
+
+
+def test_decisions_are_saved_at_once_and_reopened(detected, tmp_path):
+    ds, det = detected
+    b = ReviewBrowser(ds, det, RunDir(tmp_path/'run'), rows=2, cols=3)
+    path = tmp_path/'run'/'review'/'decisions.csv'
+    assert not path.exists() and len(b.tiles) == 6
+    a, c = b.tiles[0].pos, b.tiles[5].pos
+    b.tiles[0].buttons['keep'].click()
+    assert load_csv(path)[0]['decision'] == 'keep'  # written by the click itself
+    b.tiles[5].relabel.value = 7
+    rows = load_csv(path)
+    assert list(rows[0]) == list(DECISION_COLUMNS)
+    assert {int(r['index']): (r['decision'], r['label'], r['label_name']) for r in rows} == {
+        a: ('keep', str(int(ds.noisy_labels[a])), ds.classes[int(ds.noisy_labels[a])]), c: ('relabel', '7', ds.classes[7])}
+    again = ReviewBrowser(ds, det, path, rows=2, cols=3)
+    assert again.decisions == {a: ('keep', int(ds.noisy_labels[a])), c: ('relabel', 7)}
+    assert again.tiles[5].relabel.value == 7 and again.tiles[0].buttons['keep'].button_style == 'success'
+    assert again.counter.value.startswith('reviewed <b>2</b>')
+
+
+def test_changing_page_does_not_decide(detected, tmp_path):
+    "A tile's relabel menu is reset when it shows another sample: that must not count as a decision."
+    ds, det = detected
+    b = ReviewBrowser(ds, det, tmp_path/'d.csv', rows=1, cols=2)
+    b.tiles[0].relabel.value = 1
+    saved = (tmp_path/'d.csv').read_bytes()
+    b.next.click(); b.prev.click(); b.next.click()
+    assert b.tiles[0].relabel.value == -1 and (tmp_path/'d.csv').read_bytes() == saved
+    b.prev.click()
+    assert b.tiles[0].relabel.value == 1
+
+
+def test_failed_write_changes_nothing(detected, tmp_path, monkeypatch):
+    ds, det = detected
+    b = ReviewBrowser(ds, det, tmp_path/'d.csv')
+    b.tiles[0].buttons['drop'].click()
+    before = (tmp_path/'d.csv').read_bytes()
+    def disk_full(*a, **k): raise OSError(28, 'No space left on device')
+    monkeypatch.setattr('nlmn.review.save_csv', disk_full)
+    with pytest.raises(OSError, match='No space left'): b.decide(b.tiles[1].pos, 'accept')
+    assert (tmp_path/'d.csv').read_bytes() == before and list(b.decisions) == [b.tiles[0].pos]
+    assert 'undecided' in b.tiles[1].caption.value
+
+
+def test_decisions_of_another_dataset_are_refused(detected, tmp_path):
+    ds, det = detected
+    save_decisions(tmp_path/'d.csv', {0: ('drop', None)}, ds)
+    shifted = replace(ds, indices=ds.indices + 1000)  # the same images under other original indices
+    with pytest.raises(ValueError, match=r"d\.csv, line 2, column 'original_index': expected 1000, the original index of sample 0"):
+        ReviewBrowser(shifted, det, tmp_path/'d.csv')
+    with pytest.raises(ValueError, match='the detection covers 300 samples, the dataset has 299'):
+        ReviewBrowser(ds.subset(torch.arange(299)), det, tmp_path/'e.csv')
+
+
+def test_filters_and_order(detected, tmp_path):
+    ds, det = detected
+    b = ReviewBrowser(ds, det, tmp_path/'d.csv')
+    flagged = np.nonzero(det.flagged)[0]
+    assert list(b.items) == sorted(flagged, key=lambda i: (det.score[i], i))
+    b.order.value = '-score'
+    assert list(b.items) == sorted(flagged, key=lambda i: (-det.score[i], i))
+    b.decide(int(flagged[0]), 'accept'); b.decide(int(flagged[1]), 'drop')
+    b.state_filter.value = 'accept'; assert list(b.items) == [flagged[0]]
+    b.state_filter.value = 'undecided'; assert set(b.items) == set(flagged[2:])
+    b.state_filter.value = 'any'; b.scope.value = 'all'
+    noisy, sugg = ds.noisy_labels.numpy(), det.suggested
+    b.noisy_filter.value = 2; b.suggested_filter.value = 5
+    assert set(b.items) == set(np.nonzero((noisy == 2) & (sugg == 5))[0])
+
+
+def test_without_clean_labels_nothing_is_revealed(detected, tmp_path):
+    ds, det = detected
+    b = ReviewBrowser(replace(ds, clean_labels=None), det, tmp_path/'d.csv')
+    assert b.show_truth.disabled
+    b.show_truth.value = True  # even if forced
+    assert b.summary.value == '' and all('clean:' not in t.caption.value for t in b.tiles)
+    with pytest.raises(ValueError, match='clean labels'): review_summary({}, replace(ds, clean_labels=None), det)
+
+
+def test_apply_decisions_follows_the_rules():
+    rng = np.random.default_rng(0)
+    n, K = 200, 5
+    noisy = rng.integers(0, K, n)
+    det = Detection(rng.random(n) < 0.3, rng.random(n), rng.integers(0, K, n))
+    decided = rng.choice(n, 80, replace=False)
+    kinds = ['keep', 'accept', 'relabel', 'drop']
+    decisions = {int(i): (kinds[k], None if kinds[k] == 'drop' else int(det.suggested[i]) if kinds[k] == 'accept' else int(rng.integers(0, K)))
+                 for k, i in zip(rng.integers(0, 4, 80), decided)}
+    split = apply_decisions(det, decisions, torch.as_tensor(noisy))
+    for i in range(n):
+        d, label = decisions.get(i, (None, None))
+        want = {None: ((False, True, -1) if det.flagged[i] else (True, False, noisy[i])), 'keep': (True, False, noisy[i]),
+                'accept': (True, False, det.suggested[i]), 'relabel': (True, False, label), 'drop': (False, False, -1)}[d]
+        assert (split.labeled[i], split.unlabeled[i], split.labels[i]) == want, (i, d)
+    assert not (split.labeled & split.unlabeled).any() and split.dropped.sum() == sum(d == 'drop' for d, _ in decisions.values())
+
+
+def test_review_summary_counts(detected, tmp_path):
+    ds, det = detected
+    noisy, clean = ds.noisy_labels.numpy(), ds.clean_labels.numpy()
+    flagged = np.nonzero(det.flagged)[0]
+    dec = {int(flagged[0]): ('keep', int(noisy[flagged[0]])), int(flagged[1]): ('relabel', int(clean[flagged[1]])),
+           int(flagged[2]): ('accept', int(det.suggested[flagged[2]])), int(flagged[3]): ('drop', None)}
+    save_decisions(tmp_path/'d.csv', dec, ds)
+    rows = {r['group']: r for r in review_summary(tmp_path/'d.csv', ds, det)}
+    i = flagged
+    assert rows['keep']['training label right'] == int(noisy[i[0]] == clean[i[0]])
+    assert rows['relabel'] == {'group': 'relabel', 'samples': 1, 'noisy label wrong': int(noisy[i[1]] != clean[i[1]]), 'training label right': 1}
+    assert rows['accept']['training label right'] == int(det.suggested[i[2]] == clean[i[2]])
+    assert rows['drop']['noisy label wrong'] == int(noisy[i[3]] != clean[i[3]])
+    assert rows['undecided, flagged (unlabeled)']['samples'] == len(flagged) - 4
+    split = apply_decisions(det, dec, noisy)
+    assert rows['all labeled (trained with CE)']['training label right'] == int((split.labels == clean)[split.labeled].sum())
