@@ -58,6 +58,6 @@ def main(argv:list[str]|None=None, # the arguments after `nlmn` (default: the pr
     cmd, fn = argv[0], COMMANDS[argv[0]].__wrapped__
     args = vars(anno_parser(fn, prog=f"nlmn {cmd}").parse_args(argv[1:]))
     args.pop('pdb', None); args.pop('xtra', None)  # fastcore's debugging extras
-    try: return fn(**args)
+    try: fn(**args)  # return nothing: console scripts exit with main()'s value
     except (ValueError, KeyError, FileNotFoundError) as e:  # bad input: one clear line, non-zero exit
         print(f"nlmn {cmd}: error: {e.args[0] if e.args else e}", file=sys.stderr); sys.exit(1)
