@@ -4,16 +4,18 @@
 
 # %% ../nbs/10_cli.ipynb #32ed89e8
 from __future__ import annotations
-import sys
+import json, sys
 from pathlib import Path
 
-from fastcore.script import anno_parser, bool_arg, call_parse
+from fastcore.script import Param, anno_parser, call_parse, store_true
 
-from .core import save_json
+from .core import atomic_write, log, save_json
 from .data import load_dataset, noise_stats, plot_transition
+from .pipeline import STAGES, DataSpec, Pipeline, resolve_config, bench as pipeline_bench
+from .review import decisions_path, load_decisions
 
 # %% auto #0
-__all__ = ['COMMANDS', 'data', 'main']
+__all__ = ['STAGE_COMMANDS', 'COMMANDS', 'data', 'run', 'resume', 'bench', 'main']
 
 # %% ../nbs/10_cli.ipynb #fe623c62
 @call_parse
@@ -21,7 +23,7 @@ def data(source:str='synthetic', # 'synthetic', 'cifarn', a .npz file or a .csv 
          label_set:str=None, # CIFAR-N label set: aggre, rand1, rand2, rand3, worst, clean, noisy100, clean100
          label_file:str=None, # CIFAR-N style label file (local copy, or the labels of an npz with `index`)
          root:str='data', # CIFAR archive folder for 'cifarn'
-         download:bool_arg=False, # download CIFAR and the CIFAR-N labels when missing
+         download:store_true=False, # download CIFAR and the CIFAR-N labels when missing
          n:int=None, # number of images (synthetic size, or keep the first n)
          noise:str=None, # inject 'symmetric', 'pairflip' or 'instance' noise on top of the labels
          noise_rate:float=0.4, # rate of the injected noise
@@ -46,7 +48,93 @@ def data(source:str='synthetic', # 'synthetic', 'cifarn', a .npz file or a .csv 
     return ds
 
 # %% ../nbs/10_cli.ipynb #711c3fad
-COMMANDS = dict(data=data)
+def _print_summary(p:Pipeline):
+    "The headline figures of a run."
+    s = {st: p.summary(st) for st in STAGES if p.done(st)}
+    pct = lambda v: '–' if v is None else f'{100 * v:.2f} %'
+    if 'pretrain' in s: print(f"stage 1 DivideMix: test accuracy {pct(s['pretrain'].get('test_acc_last'))} (last epoch, both nets)")
+    if 'detect' in s: print(f"stage 3 SimiFeat: {s['detect']['flagged']:,} flagged" + (f", F1 {s['detect']['f1']:.4f}" if 'f1' in s['detect'] else ''))
+    if 'finetune' in s: print(f"stage 4 fine-tuned: test accuracy {pct(s['finetune'].get('test_acc_last'))} (last epoch), {pct(s['finetune'].get('test_acc_best'))} (best, epoch {s['finetune']['best_epoch']})")
+    if 'final_detect' in s: print(f"final detection: {s['final_detect']['flagged']:,} flagged" + (f", F1 {s['final_detect']['f1']:.4f}" if 'f1' in s['final_detect'] else ''))
+    if 'report' in s: print(f"report: {s['report']['path']}")
+
+@call_parse
+def run(source:str='synthetic', # 'synthetic' (the offline demo), 'cifarn', a .npz of images or a .csv of path,label
+        label_set:str=None, # CIFAR-N label set: aggre, rand1, rand2, rand3, worst, noisy100
+        label_file:str=None, # CIFAR-N style label file (local copy for cifarn; the labels of an npz with `index`)
+        root:str='data', # CIFAR archive folder for 'cifarn'
+        download:store_true=False, # cifarn: download CIFAR and the CIFAR-N labels when missing
+        n:int=None, # number of images (synthetic: default 4000; others: keep the first n)
+        noise:str=None, # inject 'symmetric', 'pairflip' or 'instance' noise (synthetic: default instance; 'none' for none)
+        noise_rate:float=0.4, # rate of the injected noise
+        seed:int=0, # seed of the synthetic images and of the injected noise
+        test:str=None, # test set (.npz or .csv with true labels); default: CIFAR's test batch, new synthetic images, or none
+        preset:str=None, # paper-c10, paper-c100 (GPU), cpu, demo, cpu-tiny; default: demo for synthetic data, cpu otherwise
+        overrides:Param('settings that replace the preset\'s, as stage.setting=value (e.g. pretrain.epochs=20 detect.threshold=0.5)', str, nargs='*')=None,
+        decisions:str=None, # a review decisions CSV to apply before fine-tuning (copied into the run)
+        out:str=None, # run directory (default runs/demo, or runs/<data>-<label set>-<preset>)
+        resume:store_true=False, # continue the run in `out` (same data and settings)
+        until:str=None, # stop after this stage: data, pretrain, features, detect, finetune, final_detect
+        device:str=None, # cuda, mps or cpu (default: the best available)
+        quiet:store_true=False, # no progress bars or per-epoch lines
+       ):
+    "Run every stage of the pipeline into one run directory and write its report."
+    synthetic = source == 'synthetic'
+    if synthetic: n, noise = n or 4000, noise or 'instance'
+    noise = None if noise in (None, 'none') else noise
+    preset = preset or ('demo' if synthetic else 'cpu')
+    spec = DataSpec(source, label_set, label_file, root, download, n, 10, noise, noise_rate, seed, test)
+    if out is None: out = 'runs/demo' if synthetic and preset == 'demo' else f"runs/{Path(source).stem}-{label_set or noise or 'labels'}-{preset}"
+    p = Pipeline(out, resolve_config(preset, spec, overrides), resume=resume, device=device, quiet=quiet)
+    if decisions is not None:
+        load_decisions(decisions, p.train)  # check before copying
+        dest = decisions_path(p.path)
+        if dest.exists() and dest.read_bytes() != Path(decisions).read_bytes(): raise ValueError(f"{dest}: the run has other review decisions already; edit that file instead")
+        with atomic_write(dest, 'wb') as f: f.write(Path(decisions).read_bytes())
+    log(f"run directory {p.path} (preset {preset}, {p.train})", quiet)
+    p.run(until)
+    _print_summary(p)
+
+# %% ../nbs/10_cli.ipynb #7a785f28
+@call_parse
+def resume(run_dir:str, # the run directory
+           until:str=None, # stop after this stage
+           device:str=None, quiet:store_true=False):
+    "Continue a run: the stages that have not finished, in order, from the last completed epoch."
+    p = Pipeline(run_dir, device=device, quiet=quiet)
+    p.run(until); _print_summary(p)
+
+def _stage_command(stage:str):
+    "The `nlmn STAGE RUN_DIR` command of one stage."
+    def command(run_dir:str, # the run directory
+                redo:store_true=False, # run the stage again: its old folder and those of later stages move to RUN_DIR/_old/
+                device:str=None, # cuda, mps or cpu (default: the best available)
+                quiet:store_true=False, # no progress bars or per-epoch lines
+               ):
+        p = Pipeline(run_dir, device=device, quiet=quiet)
+        if redo: p.redo(stage)
+        print(json.dumps({k: v for k, v in getattr(p, stage)().items() if k != 'detectors'}, indent=1, default=str))
+    command.__doc__ = getattr(Pipeline, stage).__doc__
+    return call_parse(command)
+
+STAGE_COMMANDS = {s: _stage_command(s) for s in STAGES if s != 'data'}
+
+# %% ../nbs/10_cli.ipynb #88dc6fdf
+@call_parse
+def bench(images:str, # npz of images with an `index` into the label file
+          label_file:str, # CIFAR-N style label file
+          test:str=None, # npz of test images with true labels
+          label_sets:Param('noisy label sets', str, nargs='+')=('aggre', 'rand1', 'worst'),
+          preset:str='cpu', # pipeline preset
+          first_n:int=None, # use only the first N images
+          out:str='runs/bench', # folder of the run directories and the table
+          overrides:Param('stage.setting=value overrides', str, nargs='*')=None,
+          device:str=None, quiet:store_true=False):
+    "Benchmark the pipeline against its baselines on real noisy labels."
+    pipeline_bench(images, label_file, test, list(label_sets), preset, first_n, out, overrides, device, quiet)
+
+# %% ../nbs/10_cli.ipynb #6e8cf28f
+COMMANDS = dict(run=run, resume=resume, **STAGE_COMMANDS, bench=bench, data=data)
 
 def main(argv:list[str]|None=None, # the arguments after `nlmn` (default: the process's)
         ):

@@ -13,8 +13,8 @@ import torch
 
 # %% auto #0
 __all__ = ['get_device', 'seed_everything', 'rng_state', 'set_rng_state', 'atomic_write', 'save_npz', 'load_npz', 'save_json',
-           'load_json', 'append_jsonl', 'read_jsonl', 'save_csv', 'load_csv', 'save_torch', 'load_torch', 'RunDir',
-           'progress', 'log']
+           'load_json', 'append_jsonl', 'read_jsonl', 'to_plain', 'resume_log', 'save_csv', 'load_csv', 'save_torch',
+           'load_torch', 'RunDir', 'progress', 'log']
 
 # %% ../nbs/00_core.ipynb #926c705a
 def get_device(device:str|torch.device|None=None, # 'cuda', 'cuda:1', 'mps', 'cpu'; None picks the best available
@@ -136,6 +136,22 @@ def read_jsonl(path:str|Path) -> list[dict]:
     "All records of a JSON-lines file (an empty list if it does not exist)."
     path = Path(path)
     return [json.loads(l) for l in path.read_text(encoding='utf-8').splitlines() if l.strip()] if path.exists() else []
+
+# %% ../nbs/00_core.ipynb #ce626ed7
+def to_plain(obj:Any) -> Any:
+    "`obj` with NumPy and torch values made plain Python ones, as JSON stores them (so checkpoints load with `weights_only`)."
+    return json.loads(json.dumps(obj, default=_json_default))
+
+def resume_log(path:str|Path, # the `.jsonl` log of the run
+               history:list[dict]|None, # the records the checkpoint carries (None: an older checkpoint without them)
+               start:int, # the first epoch the resumed run will do
+               key:str='epoch',
+              ) -> list[dict]:
+    "The log of a run resumed at epoch `start`: the checkpoint's records (else the file's before `start`), written back atomically."
+    if history is None: history = [r for r in read_jsonl(path) if r[key] < start]
+    history = to_plain(history)
+    with atomic_write(path, 'w') as f: f.write(''.join(json.dumps(r) + '\n' for r in history))
+    return history
 
 # %% ../nbs/00_core.ipynb #a5b4dcef
 def save_csv(path:str|Path, # the `.csv` file

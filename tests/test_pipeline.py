@@ -1,0 +1,46 @@
+"The whole pipeline: `nlmn run` killed mid-pretraining resumes to the end and loses nothing; finished stages never rerun."
+import json, signal, subprocess, sys, time
+
+from nlmn.core import load_json, read_jsonl
+from nlmn.pipeline import STAGES
+
+NLMN = [sys.executable, '-c', 'import sys; from nlmn.cli import main; sys.exit(main())']  # what the console script runs
+RUN = ['run', '--n', '500', '--preset', 'cpu-tiny', '--overrides', 'pretrain.epochs=6', '--quiet']
+
+
+def test_run_killed_mid_pretraining_resumes_to_the_end(tmp_path):
+    out = tmp_path/'run'
+    proc = subprocess.Popen(NLMN + RUN + ['--out', str(out)])
+    metrics, deadline = out/'pretrain'/'metrics.jsonl', time.time() + 300
+    while len(read_jsonl(metrics)) < 2:  # two epochs done, the third running
+        assert proc.poll() is None and time.time() < deadline, 'the run ended before it could be killed'
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL); proc.wait()
+    assert not (out/'pretrain'/'done.json').exists(), 'killed too late: pretraining had finished'
+    before = {p: p.read_bytes() for p in [out/'config.json', out/'data'/'done.json', out/'data'/'noise.json', out/'data'/'transition.png']}
+    logged = read_jsonl(metrics)
+
+    r = subprocess.run(NLMN + ['resume', str(out), '--quiet'], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert all(p.read_bytes() == b for p, b in before.items()), 'a finished artifact changed'
+    history = read_jsonl(metrics)
+    assert [h['epoch'] for h in history] == list(range(7))  # every epoch once: none lost, none doubled
+    assert history[:len(logged)] == logged  # the epochs before the kill were not redone
+    assert all((out/s/'done.json').exists() for s in STAGES)
+    assert 'stage 4: net1 fine-tuned' in (out/'report.md').read_text()
+    assert load_json(out/'pretrain'/'done.json')['epochs'] == 7
+
+
+def test_the_same_run_again_changes_nothing_and_other_settings_are_refused(tmp_path):
+    out = tmp_path/'run'
+    assert subprocess.run(NLMN + RUN + ['--out', str(out), '--until', 'pretrain']).returncode == 0
+    done = (out/'pretrain'/'done.json').read_bytes()
+    r = subprocess.run(NLMN + RUN + ['--out', str(out)], capture_output=True, text=True)
+    assert r.returncode == 1 and 'pass --resume' in r.stderr  # an existing run is never continued by accident
+    r = subprocess.run(NLMN + RUN[:-2] + ['pretrain.epochs=7', '--quiet', '--out', str(out), '--resume'], capture_output=True, text=True)
+    assert r.returncode == 1 and 'pretrain.epochs: 6 → 7' in r.stderr
+    assert (out/'pretrain'/'done.json').read_bytes() == done
+    r = subprocess.run(NLMN + ['features', str(out), '--quiet'], capture_output=True, text=True)
+    assert r.returncode == 0 and json.loads(r.stdout)['dim'] > 0
+    r = subprocess.run(NLMN + ['finetune', str(out), '--quiet'], capture_output=True, text=True)
+    assert r.returncode == 1 and "needs stage 'detect'" in r.stderr
