@@ -64,7 +64,7 @@ def run(source:str='synthetic', # 'synthetic' (the offline demo), 'cifarn', a .n
         label_file:str=None, # CIFAR-N style label file (local copy for cifarn; the labels of an npz with `index`)
         root:str='data', # CIFAR archive folder for 'cifarn'
         download:store_true=False, # cifarn: download CIFAR and the CIFAR-N labels when missing
-        n:int=None, # number of images (synthetic: default 4000; others: keep the first n)
+        n:int=None, # number of images (synthetic: default 3000; others: keep the first n)
         noise:str=None, # inject 'symmetric', 'pairflip' or 'instance' noise (synthetic: default instance; 'none' for none)
         noise_rate:float=0.4, # rate of the injected noise
         seed:int=0, # seed of the synthetic images and of the injected noise
@@ -80,7 +80,7 @@ def run(source:str='synthetic', # 'synthetic' (the offline demo), 'cifarn', a .n
        ):
     "Run every stage of the pipeline into one run directory and write its report."
     synthetic = source == 'synthetic'
-    if synthetic: n, noise = n or 4000, noise or 'instance'
+    if synthetic: n, noise = n or 3000, noise or 'instance'
     noise = None if noise in (None, 'none') else noise
     preset = preset or ('demo' if synthetic else 'cpu')
     spec = DataSpec(source, label_set, label_file, root, download, n, 10, noise, noise_rate, seed, test)

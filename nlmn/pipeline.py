@@ -71,8 +71,8 @@ PIPELINE_PRESETS = {
     'paper-c100': dict(pretrain=('paper-c100', {}), finetune=('paper-c100', {}), detect=dict(threshold=0.7), final_detect={}),
     # CPU: FastNetTiny, majority vote in stage 3 (see above); `cpu` is sized for 20,000 CIFAR images on 2 cores
     'cpu': dict(pretrain=('cpu', {}), finetune=('cpu', {}), detect=dict(threshold=0.5), final_detect={}),
-    # the offline demo (`nlmn run` with no dataset): 4,000 synthetic images in minutes
-    'demo': dict(pretrain=('cpu', dict(warm_up=4, epochs=11, lr_decay_epoch=9, rampup=2)), finetune=('cpu', dict(epochs=6, extra_epochs=1)),
+    # the offline demo (`nlmn run` with no dataset): 3,000 synthetic images in minutes
+    'demo': dict(pretrain=('cpu', dict(warm_up=3, epochs=9, lr_decay_epoch=7, rampup=2)), finetune=('cpu', dict(epochs=5, extra_epochs=1)),
                  detect=dict(threshold=0.5), final_detect={}),
     # seconds: tests
     'cpu-tiny': dict(pretrain=('cpu-tiny', {}), finetune=('cpu-tiny', {}), detect=dict(threshold=0.5, rounds=5), final_detect=dict(rounds=5)),
