@@ -12,9 +12,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['get_device', 'seed_everything', 'rng_state', 'set_rng_state', 'atomic_write', 'save_npz', 'load_npz', 'save_json',
-           'load_json', 'append_jsonl', 'read_jsonl', 'to_plain', 'resume_log', 'save_csv', 'load_csv', 'save_torch',
-           'load_torch', 'RunDir', 'progress', 'log']
+__all__ = ['PRECISIONS', 'get_device', 'native_bf16', 'use_bf16', 'autocast', 'seed_everything', 'rng_state', 'set_rng_state',
+           'atomic_write', 'save_npz', 'load_npz', 'save_json', 'load_json', 'append_jsonl', 'read_jsonl', 'to_plain',
+           'resume_log', 'check_resumable', 'save_csv', 'load_csv', 'save_torch', 'load_torch', 'RunDir', 'progress',
+           'log']
 
 # %% ../nbs/00_core.ipynb #926c705a
 def get_device(device:str|torch.device|None=None, # 'cuda', 'cuda:1', 'mps', 'cpu'; None picks the best available
@@ -28,6 +29,29 @@ def get_device(device:str|torch.device|None=None, # 'cuda', 'cuda:1', 'mps', 'cp
     if torch.cuda.is_available(): return torch.device('cuda')
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
     return torch.device('cpu')
+
+# %% ../nbs/00_core.ipynb #f60fac04
+PRECISIONS = ('auto', 'bf16', 'fp32')
+
+def native_bf16(device:torch.device, # the device to ask about
+               ) -> bool:
+    "Whether `device` computes bfloat16 in hardware: CUDA, or a CPU with AMX or AVX512-BF16."
+    if device.type == 'cuda': return True
+    if device.type != 'cpu': return False
+    return any(getattr(torch.cpu, f, lambda: False)() for f in ('_is_amx_tile_supported', '_is_avx512_bf16_supported'))
+
+def use_bf16(precision:str, # 'auto' (bf16 where it is native, else fp32), 'bf16' or 'fp32'
+             device:torch.device, # where the run computes
+            ) -> bool:
+    "Whether a run with `precision` on `device` computes in bf16 autocast with channels-last tensors."
+    if precision not in PRECISIONS: raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return precision == 'bf16' or (precision == 'auto' and native_bf16(device))
+
+def autocast(device:torch.device, # where the run computes
+             enabled:bool, # bf16 autocast on, or plain float32
+            ):
+    "A context in which convolutions and matrix products run in bf16 when `enabled`."
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 # %% ../nbs/00_core.ipynb #7c134d3e
 def seed_everything(seed:int, # the seed for Python, NumPy and torch (CPU and all CUDA devices)
@@ -152,6 +176,16 @@ def resume_log(path:str|Path, # the `.jsonl` log of the run
     history = to_plain(history)
     with atomic_write(path, 'w') as f: f.write(''.join(json.dumps(r) + '\n' for r in history))
     return history
+
+# %% ../nbs/00_core.ipynb #018dcaef
+def check_resumable(saved:dict, # the settings stored in the checkpoint
+                    current:dict, # the settings of the run now
+                    path:str|Path, # the checkpoint, for the message
+                   ):
+    "Raise unless a checkpoint made with `saved` settings may be continued with `current` ones."
+    if saved == current: return
+    diff = {k: (saved.get(k), current.get(k)) for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)}
+    raise ValueError(f"{path}: the checkpoint was made with other settings {diff} (checkpoint, now); use another run directory")
 
 # %% ../nbs/00_core.ipynb #a5b4dcef
 def save_csv(path:str|Path, # the `.csv` file

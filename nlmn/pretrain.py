@@ -14,8 +14,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import (append_jsonl, get_device, load_torch, log, progress, read_jsonl, resume_log, rng_state, save_npz, save_torch,
-                       seed_everything, set_rng_state, to_plain)
+from .core import (append_jsonl, autocast, check_resumable, get_device, load_torch, log, progress, read_jsonl, resume_log, rng_state, save_npz, save_torch,
+                       seed_everything, set_rng_state, to_plain, use_bf16)
 from .data import NoisyDataset
 from .augment import Batches, no_augment, weak_augment
 from .models import create_model
@@ -46,6 +46,7 @@ class PretrainConfig:
     conf_penalty: bool = False # negative-entropy penalty during warm-up (original code, asymmetric noise)
     eval_batch_size: int = 512 # batch of the per-sample loss and test passes (no effect on results)
     seed: int = 123
+    precision: str = 'auto' # 'auto': bf16 autocast + channels-last where the hardware has bf16 (CUDA, AMX CPUs), else 'fp32'
     compile: bool = False # torch.compile the nets (CUDA: faster after the first epoch)
 
 PRETRAIN_PRESETS = {
@@ -54,11 +55,12 @@ PRETRAIN_PRESETS = {
     'paper-c100': PretrainConfig(arch='resnet34', warm_up=30, epochs=130, lr_decay_epoch=90, lambda_u=30.),
     # the original DivideMix paper's code defaults (CIFAR-10, PreAct ResNet-18)
     'dividemix-paper': PretrainConfig(arch='preact_resnet18', warm_up=10, epochs=300, lr_decay_epoch=150, lambda_u=25.),
-    # CPU: a tiny FastNet and a short schedule of the same shape (decay at 60% of the DivideMix epochs), under
-    # 30 minutes for 20,000 CIFAR images on 2 cores. MixUp α = 0.5 as DivideMix uses for its short schedules
-    # (Clothing1M, WebVision): with 8 DivideMix epochs, α = 4's heavy mixing held back the fit (CIFAR-10N worst, 20,000
-    # images: 58.2 % at epoch 7 with α = 4, 60.6 % with α = 0.5)
-    'cpu': PretrainConfig(arch='fastnet_tiny', warm_up=5, epochs=12, lr_decay_epoch=9, alpha=0.5, lambda_u=5., rampup=3),
+    # CPU: FastNetTiny (73k parameters), 30 epochs, lr decay at 18, under 30 minutes for 20,000 CIFAR images on 2 cores
+    # (bf16 on AMX CPUs). Warm-up until the decay: a net this small underfits (train loss ≈ 1) instead of memorising the
+    # noise, and its GMM split loses recall over the DivideMix epochs at lr 0.02 (CIFAR-10N rand1, 20,000 images: 10
+    # warm-up epochs 71.2 %, 18 warm-up epochs 72.4 %). MixUp α = 0.5 as DivideMix uses for its short schedules
+    # (Clothing1M, WebVision): α = 4's heavy mixing held back the fit (worst, 8 DivideMix epochs: 58.2 % against 60.6 %)
+    'cpu': PretrainConfig(arch='fastnet_tiny', warm_up=18, epochs=29, lr_decay_epoch=18, alpha=0.5, lambda_u=5., rampup=5),
     # seconds-long runs for tests and the offline demo
     'cpu-tiny': PretrainConfig(arch='fastnet_tiny', warm_up=2, epochs=4, lr_decay_epoch=4, lambda_u=5., rampup=2, batch_size=32, eval_batch_size=256),
 }
@@ -161,7 +163,7 @@ class _Trainer:
         self.test = None if test is None else (test.images.to(device), test.clean_labels.to(device))
         mean, std = ds.normalization
         self.weak, self.plain = weak_augment(mean, std), no_augment(mean, std)
-        self.cuda = device.type == 'cuda'
+        self.bf16 = use_bf16(cfg.precision, device)
         self.nets = [self._net() for _ in range(1 if cfg.method == 'ce' else 2)]
         self.opts = [torch.optim.SGD(n.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay) for n in self.nets]
         self.fwd = [torch.compile(n) if cfg.compile else n for n in self.nets]
@@ -171,9 +173,9 @@ class _Trainer:
 
     def _net(self):
         net = create_model(self.cfg.arch, self.K, self.x.shape[1]).to(self.device)
-        return net.to(memory_format=torch.channels_last) if self.cuda else net
+        return net.to(memory_format=torch.channels_last) if self.bf16 else net
 
-    def autocast(self): return torch.autocast('cuda', dtype=torch.bfloat16, enabled=self.cuda)
+    def autocast(self): return autocast(self.device, self.bf16)
 
     def set_lr(self, epoch:int):
         lr = self.cfg.lr / (10 if epoch >= self.cfg.lr_decay_epoch else 1)
@@ -275,9 +277,7 @@ def _state(tr:_Trainer, epoch:int) -> dict:
                 rng=rng_state(tr.batch_gen), warm_batches=tr.warm_batches.state_dict())
 
 def _restore(tr:_Trainer, ckpt:dict, path:Path) -> int:
-    if ckpt['config'] != asdict(tr.cfg):
-        diff = {k: (ckpt['config'].get(k), v) for k, v in asdict(tr.cfg).items() if ckpt['config'].get(k) != v}
-        raise ValueError(f"{path}: the checkpoint was made with other settings {diff} (checkpoint, now); use another run directory")
+    check_resumable(ckpt['config'], asdict(tr.cfg), path)
     for n, s in zip(tr.nets, ckpt['nets']): n.load_state_dict(s)
     for o, s in zip(tr.opts, ckpt['opts']): o.load_state_dict(s)
     set_rng_state(ckpt['rng'], tr.batch_gen)
@@ -367,12 +367,13 @@ def benchmark_pretrain(arch:str='fastnet', # backbone to time
                        n:int=2048, # synthetic training images
                        device:str|None=None, # default: the best available
                        compile:bool=False, # time with torch.compile
+                       precision:str='auto', # 'auto', 'bf16' or 'fp32' (see `nlmn.core.use_bf16`)
                       ) -> dict:
     "Images/s of warm-up, the per-sample loss pass and a DivideMix epoch of one net, on synthetic data."
     from nlmn.data import inject_noise, synthetic_dataset
     device = get_device(device)
     ds = inject_noise(synthetic_dataset(n, seed=0), 'symmetric', 0.4)
-    cfg = replace(PRETRAIN_PRESETS['paper-c10'], arch=arch, compile=compile)
+    cfg = replace(PRETRAIN_PRESETS['paper-c10'], arch=arch, compile=compile, precision=precision)
     tr = _Trainer(ds, cfg, device)
     sync = lambda: torch.cuda.synchronize() if device.type == 'cuda' else None
     def timed(f):
@@ -384,4 +385,4 @@ def benchmark_pretrain(arch:str='fastnet', # backbone to time
     lab, _ = co_divide(p, 0.5, cfg.batch_size)
     steps = math.ceil(lab.sum() / cfg.batch_size)
     t_dm, _ = timed(lambda: _dividemix_epoch(tr, 0, cfg.warm_up + 1, lab, p))
-    return dict(arch=arch, device=str(device), n=n, warmup=n / t_warm, eval=n / t_eval, dividemix=2 * cfg.batch_size * steps / t_dm)
+    return dict(arch=arch, device=str(device), precision='bf16' if tr.bf16 else 'fp32', n=n, warmup=n / t_warm, eval=n / t_eval, dividemix=2 * cfg.batch_size * steps / t_dm)

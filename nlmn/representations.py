@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .core import atomic_write, get_device, load_npz, log, save_npz
+from .core import atomic_write, autocast, get_device, load_npz, log, save_npz, use_bf16
 from .augment import Augment, no_augment
 
 # %% auto #0
@@ -26,10 +26,11 @@ __all__ = ['extract_features', 'FeatureRounds', 'save_features', 'load_features'
 def extract_features(model:nn.Module, # a kit model (has `features`)
                      images:Tensor, # uint8 N×C×H×W
                      aug:Augment|None=None, # augmentation (its normalisation is used); None: no_augment(CIFAR-10 stats)
-                     batch_size:int=512,
+                     batch_size:int=256, # images per forward pass (256 suits CPU caches and GPUs alike)
                      device:str|torch.device|None=None, # default: the best available
                      gen:torch.Generator|None=None, # randomness of `aug`, on `device`
                      logits:bool=False, # also return the logits
+                     precision:str='auto', # 'auto' (bf16 where the hardware has it), 'bf16' or 'fp32'; see `nlmn.core.use_bf16`
                     ) -> Tensor|tuple[Tensor, Tensor]:
     "N×D float32 features of `images` (and N×K logits with `logits=True`), on the CPU."
     device = get_device(device)
@@ -37,11 +38,11 @@ def extract_features(model:nn.Module, # a kit model (has `features`)
     was_training = model.training
     model = model.to(device).eval()
     feats, outs = [], []
-    cuda = device.type == 'cuda'
+    bf16 = use_bf16(precision, device)
     for s in range(0, len(images), batch_size):
         x = aug(images[s:s + batch_size].to(device, non_blocking=True), gen=gen)
-        with torch.autocast('cuda', dtype=torch.bfloat16, enabled=cuda):
-            f = model.features(x.contiguous(memory_format=torch.channels_last) if cuda else x)
+        with autocast(device, bf16):
+            f = model.features(x.contiguous(memory_format=torch.channels_last) if bf16 else x)
             if logits: outs.append(model.linear(f).float().cpu())
         feats.append(f.float().cpu())
     model.train(was_training)
@@ -68,8 +69,10 @@ class FeatureRounds:
                  aug:Augment, # the per-round augmentation (e.g. `simifeat_augment(mean, std)`)
                  seed:int=0, # round r uses seed·1000 + r
                  cache:str|Path|None=None, # folder for `round_XX.npz` files
-                 batch_size:int=512, device:str|None=None):
-        self.model, self.images, self.aug, self.seed, self.bs = model, images, aug, seed, batch_size
+                 batch_size:int=256, device:str|None=None,
+                 precision:str='auto', # see `extract_features`
+                ):
+        self.model, self.images, self.aug, self.seed, self.bs, self.precision = model, images, aug, seed, batch_size, precision
         self.device = get_device(device)
         self.cache = None if cache is None else Path(cache)
 
@@ -80,16 +83,16 @@ class FeatureRounds:
             d = load_npz(path)
             if str(d.get('fingerprint', '')) == self.fingerprint: return torch.from_numpy(d['features']).float()
         gen = torch.Generator(self.device).manual_seed(self.seed * 1000 + r)
-        f = extract_features(self.model, self.images, self.aug, self.bs, self.device, gen)
+        f = extract_features(self.model, self.images, self.aug, self.bs, self.device, gen, precision=self.precision)
         if path is not None: save_npz(path, features=f.half(), fingerprint=np.array(self.fingerprint))  # fp16 halves the cache; votes use cosine similarity
         return f if path is None else f.half().float()
 
     @property
     def fingerprint(self) -> str:
-        "Digest of what the rounds depend on (weights, images, augmentation, seed): a cache made from anything else is recomputed."
+        "Digest of what the rounds depend on (weights, images, augmentation, seed, precision): a cache made from anything else is recomputed."
         if not hasattr(self, '_fp'):
             sd = self.model.state_dict()
-            self._fp = _fingerprint(self.images, *sd.values(), keys=list(sd), aug=asdict(self.aug), seed=self.seed)
+            self._fp = _fingerprint(self.images, *sd.values(), keys=list(sd), aug=asdict(self.aug), seed=self.seed, bf16=use_bf16(self.precision, self.device))
         return self._fp
 
 # %% ../nbs/05_representations.ipynb #3db43ae0
@@ -117,18 +120,19 @@ def cached_features(path:str|Path, # the `.npz` in the run directory
                     model:nn.Module, # a kit model
                     images:Tensor, # uint8 N×C×H×W
                     aug:Augment|None=None, # preprocessing; None: no_augment(CIFAR-10 stats)
-                    batch_size:int=512,
+                    batch_size:int=256,
                     device:str|torch.device|None=None,
                     quiet:bool=False, # say nothing about reusing or recomputing
+                    precision:str='auto', # see `extract_features`
                    ) -> tuple[Tensor, Tensor]:
     "Features (N×D) and logits (N×K) of `images`: read from `path` if it holds them for this model, images and `aug`, else computed and saved."
     aug, path = aug or no_augment(), Path(path)
-    key = _fingerprint(images, *model.state_dict().values(), aug=asdict(aug), keys=list(model.state_dict()))
+    key = _fingerprint(images, *model.state_dict().values(), aug=asdict(aug), keys=list(model.state_dict()), bf16=use_bf16(precision, get_device(device)))
     if path.exists():
         with np.load(path, allow_pickle=False) as z: made_from = str(z['fingerprint']) if 'fingerprint' in z.files else ''
         if made_from == key: return load_features(path, len(images))
         log(f"{path}: made from other weights, images or preprocessing: recomputing", quiet)
-    feats, logits = extract_features(model, images, aug, batch_size, device, logits=True)
+    feats, logits = extract_features(model, images, aug, batch_size, device, logits=True, precision=precision)
     save_features(path, feats, logits, key)
     return feats, logits
 

@@ -63,3 +63,15 @@ def test_too_few_labeled_samples_is_a_clear_error(tmp_path):
     det = Detection(np.ones(100, bool), np.zeros(100), train.clean_labels.numpy())
     with pytest.raises(ValueError, match=r"0 labeled samples is fewer than one batch of 64"):
         finetune(train, apply_decisions(det, {}, train.noisy_labels), finetune_config('cpu-tiny'), tmp_path, quiet=True)
+
+
+def test_labeled_view_follows_the_switch():
+    from nlmn.finetune import _Finetuner
+    assert finetune_config('paper-c10').labeled_augment == 'strong' and finetune_config('cpu').labeled_augment == 'weak'
+    train = synthetic_dataset(200, seed=0)
+    split = apply_decisions(Detection(np.zeros(200, bool), np.ones(200), train.clean_labels.numpy()), {}, train.noisy_labels)
+    make = lambda view: _Finetuner(train, split, finetune_config('cpu-tiny', labeled_augment=view), torch.device('cpu'), None, None)
+    strong, weak = make('strong').labeled_view, make('weak').labeled_view
+    assert strong.autoaugment and strong.cutout == 16
+    assert not weak.autoaugment and weak.cutout == 0 and weak.crop == 4 and weak.flip
+    with pytest.raises(ValueError, match="labeled_augment 'autoaugment': expected 'strong' or 'weak'"): make('autoaugment')
