@@ -1,12 +1,12 @@
 "Throughput of the augmentation pipelines of `nlmn.augment` on random CIFAR-sized uint8 batches"
-import argparse, torch
-from nlmn.augment import augment_throughput, no_augment, weak_augment, simifeat_augment, strong_augment
+import argparse
+from nlmn.augment import AUTOAUGMENT_POLICIES, augment_throughput, no_augment, weak_augment, simifeat_augment, strong_augment
+import torch  # after nlmn, which sets OMP_WAIT_POLICY before torch loads OpenMP
 
 PIPELINES = {
     "normalize only": no_augment(),
     "crop+flip": weak_augment(),
-    "crop+flip+rotate15": simifeat_augment(),
-    "AutoAugment+crop+flip+Cutout": strong_augment(),
+    "crop+flip+rotate15 (nearest)": simifeat_augment(),
 }
 
 if __name__ == "__main__":
@@ -22,3 +22,8 @@ if __name__ == "__main__":
     for name, aug in PIPELINES.items():
         for bs in args.batch_sizes:
             print(f"{name:<30} {bs:>6} {augment_throughput(aug, args.n, bs, device=args.device):>10,.0f}")
+    print(f"\nstrong view (AutoAugment+crop+flip+Cutout16), images/s by AutoAugment policy")
+    print(f"{'batch':>6} " + " ".join(f"{p:>12}" for p in AUTOAUGMENT_POLICIES))
+    for bs in args.batch_sizes:
+        rates = [augment_throughput(strong_augment(policy=p), args.n, bs, device=args.device) for p in AUTOAUGMENT_POLICIES]
+        print(f"{bs:>6} " + " ".join(f"{r:>12,.0f}" for r in rates))

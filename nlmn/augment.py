@@ -13,9 +13,10 @@ from torch import Tensor
 from torchvision.transforms import InterpolationMode
 
 # %% auto #0
-__all__ = ['CIFAR10_MEAN', 'CIFAR10_STD', 'CIFAR100_MEAN', 'CIFAR100_STD', 'AUTOAUGMENT_CIFAR10_POLICY', 'normalize',
-           'random_crop', 'random_hflip', 'random_rotation', 'autoaugment_cifar10', 'cutout', 'Augment', 'weak_augment',
-           'strong_augment', 'simifeat_augment', 'no_augment', 'Batches', 'augment_throughput']
+__all__ = ['CIFAR10_MEAN', 'CIFAR10_STD', 'CIFAR100_MEAN', 'CIFAR100_STD', 'AUTOAUGMENT_POLICIES', 'UDA_CIFAR10_POLICY',
+           'AUTOAUGMENT_CIFAR10_POLICY', 'normalize', 'random_crop', 'random_hflip', 'random_rotation',
+           'autoaugment_cifar10', 'cutout', 'Augment', 'weak_augment', 'strong_augment', 'simifeat_augment',
+           'no_augment', 'Batches', 'augment_throughput']
 
 # %% ../nbs/02_augment.ipynb #24369607
 def _check_gen(x:Tensor, gen:torch.Generator|None):
@@ -81,12 +82,46 @@ def random_hflip(x:Tensor, # batch B×C×H×W, any dtype
     flip = _rand(x, len(x), gen=gen) < p
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
 
+# %% ../nbs/02_augment.ipynb #2b104658
+def _pil_affine(x:Tensor, # batch B×C×H×W, any dtype
+                m:Tensor|tuple, # PIL's AFFINE coefficients (a, b, c, d, e, f): one 6-tuple for all samples, or B×6
+               ) -> Tensor: # same shape and dtype
+    "PIL's `Image.transform(AFFINE)` on a batch: nearest sampling at pixel centres, zero fill"
+    B, C, H, W = x.shape
+    a, b, c, d, e, f = torch.as_tensor(m, dtype=torch.float64, device=x.device).view(-1, 6, 1, 1).unbind(1)
+    px = torch.arange(W, dtype=torch.float64, device=x.device).add_(0.5)  # output pixel centres
+    py = torch.arange(H, dtype=torch.float64, device=x.device).add_(0.5)[:, None]
+    col, row = (a * px + b * py + c).floor_().long(), (d * px + e * py + f).floor_().long()  # source pixel, 1 or B × H×W
+    # PIL computes a warp that mixes the axes (b or d ≠ 0) in 16.16 fixed point, from the first pixel centre on
+    fix = lambda v: (v * 65536 + 0.5).floor_().long()
+    ix, iy = torch.arange(W, device=x.device), torch.arange(H, device=x.device)[:, None]
+    fixed_col = (fix(c + a * 0.5 + b * 0.5) + ix * fix(a) + iy * fix(b)).div(65536, rounding_mode='floor')
+    fixed_row = (fix(f + d * 0.5 + e * 0.5) + ix * fix(d) + iy * fix(e)).div(65536, rounding_mode='floor')
+    mixed = (b != 0) | (d != 0)
+    col, row = torch.where(mixed, fixed_col, col), torch.where(mixed, fixed_row, row)
+    inside = ((col >= 0) & (col < W) & (row >= 0) & (row < H)).expand(B, H, W)
+    src = (row.clamp(0, H - 1) * W + col.clamp(0, W - 1)).expand(B, H, W).reshape(B, 1, H * W)
+    out = x.flatten(2).gather(2, src.expand(B, C, H * W)).view(B, C, H, W)
+    return out.masked_fill_(~inside[:, None], 0)
+
+def _pil_rotation(degrees:Tensor, # counter-clockwise angle of each sample, B
+                  H:int, W:int, # image size
+                 ) -> Tensor: # B×6 float64 coefficients for `_pil_affine`
+    "The AFFINE coefficients of PIL's `Image.rotate`: about (W/2, H/2), cos and sin rounded to 15 decimals as PIL does"
+    t = torch.deg2rad(-degrees.to(torch.float64))
+    cos, sin = t.cos().round(decimals=15), t.sin().round(decimals=15)
+    cx, cy = W / 2, H / 2
+    return torch.stack([cos, sin, cos * -cx + sin * -cy + cx, -sin, cos, -sin * -cx + cos * -cy + cy], -1)
+
 # %% ../nbs/02_augment.ipynb #daae067f
 def _rotate(x:Tensor, # batch B×C×H×W, any dtype
             degrees:Tensor, # counter-clockwise angle of each sample, B
+            mode:str='nearest', # 'nearest': PIL's `rotate` exactly; 'bilinear': rounded back for integer dtypes
            ) -> Tensor:
-    "Rotate each sample about its centre, zero fill, bilinear (rounded back for integer dtypes)"
+    "Rotate each sample about its centre, zero fill"
     B, C, H, W = x.shape
+    if mode == 'nearest': return _pil_affine(x, _pil_rotation(degrees, H, W))
+    if mode != 'bilinear': raise ValueError(f"rotation mode must be 'nearest' or 'bilinear', got {mode!r}")
     xf = x if x.is_floating_point() else x.float()
     a = torch.deg2rad(degrees.to(xf.dtype))
     cos, sin, zero = a.cos(), a.sin(), torch.zeros_like(a)
@@ -100,12 +135,43 @@ def _rotate(x:Tensor, # batch B×C×H×W, any dtype
 def random_rotation(x:Tensor, # batch B×C×H×W, any dtype
                     degrees:float=15., # angles are uniform in ±`degrees`
                     gen:torch.Generator|None=None, # on `x.device`
+                    mode:str='nearest', # 'nearest' (PIL's and the reference's) or 'bilinear'
                    ) -> Tensor: # same dtype
     "Rotate each sample by a random angle, filling the corners with zeros"
-    return _rotate(x, (_rand(x, len(x), gen=gen) * 2 - 1) * degrees)
+    return _rotate(x, (_rand(x, len(x), gen=gen) * 2 - 1) * degrees, mode)
 
 # %% ../nbs/02_augment.ipynb #791d8898
-AUTOAUGMENT_CIFAR10_POLICY = [
+AUTOAUGMENT_POLICIES = ('uda', 'torchvision')  # the names `autoaugment_cifar10(policy=)` and `Augment.autoaugment` take
+
+UDA_CIFAR10_POLICY = [  # archive.py `autoaug_paper_cifar10` of the UDA code: (op, probability, level 0..10)
+    (("Invert", 0.1, 7), ("Contrast", 0.2, 6)),
+    (("Rotate", 0.7, 2), ("TranslateXAbs", 0.3, 9)),
+    (("Sharpness", 0.8, 1), ("Sharpness", 0.9, 3)),
+    (("ShearY", 0.5, 8), ("TranslateYAbs", 0.7, 9)),
+    (("AutoContrast", 0.5, 8), ("Equalize", 0.9, 2)),
+    (("ShearY", 0.2, 7), ("Posterize2", 0.3, 7)),
+    (("Color", 0.4, 3), ("Brightness", 0.6, 7)),
+    (("Sharpness", 0.3, 9), ("Brightness", 0.7, 9)),
+    (("Equalize", 0.6, 5), ("Equalize", 0.5, 1)),
+    (("Contrast", 0.6, 7), ("Sharpness", 0.6, 5)),
+    (("Color", 0.7, 7), ("TranslateXAbs", 0.5, 8)),
+    (("Equalize", 0.3, 7), ("AutoContrast", 0.4, 8)),
+    (("TranslateYAbs", 0.4, 3), ("Sharpness", 0.2, 6)),
+    (("Brightness", 0.9, 6), ("Color", 0.2, 6)),
+    (("Solarize", 0.5, 2), ("Invert", 0.0, 3)),
+    (("Equalize", 0.2, 0), ("AutoContrast", 0.6, 0)),
+    (("Equalize", 0.2, 8), ("Equalize", 0.6, 4)),
+    (("Color", 0.9, 9), ("Equalize", 0.6, 6)),
+    (("AutoContrast", 0.8, 4), ("Solarize", 0.2, 8)),
+    (("Brightness", 0.1, 3), ("Color", 0.7, 0)),
+    (("Solarize", 0.4, 5), ("AutoContrast", 0.9, 3)),
+    (("TranslateYAbs", 0.9, 9), ("TranslateYAbs", 0.7, 9)),
+    (("AutoContrast", 0.9, 2), ("Solarize", 0.8, 3)),
+    (("Equalize", 0.8, 8), ("Invert", 0.1, 3)),
+    (("TranslateYAbs", 0.7, 9), ("AutoContrast", 0.9, 1)),
+]
+
+AUTOAUGMENT_CIFAR10_POLICY = [  # torchvision's AutoAugmentPolicy.CIFAR10: (op, probability, magnitude bin 0..9 or None)
     (("Invert", 0.1, None), ("Contrast", 0.2, 6)),
     (("Rotate", 0.7, 2), ("TranslateX", 0.3, 9)),
     (("Sharpness", 0.8, 1), ("Sharpness", 0.9, 3)),
@@ -132,6 +198,106 @@ AUTOAUGMENT_CIFAR10_POLICY = [
     (("Equalize", 0.8, None), ("Invert", 0.1, None)),
     (("TranslateY", 0.7, 9), ("AutoContrast", 0.9, None)),
 ]
+
+# %% ../nbs/02_augment.ipynb #b5a32f92
+def _level(level:float, top:float) -> float:
+    "Level 0..10 scaled linearly to 0..`top` (archive.py's `float_parameter`, `PARAMETER_MAX = 10`)"
+    return float(level) * top / 10
+
+_UDA_SPACE = {  # op: (level → value as archive.py maps it, the op's (low, high) in augmentations.py, random sign)
+    "ShearX": (lambda l: _level(l, 0.3), (-0.3, 0.3), True),
+    "ShearY": (lambda l: _level(l, 0.3), (-0.3, 0.3), True),
+    "TranslateXAbs": (lambda l: l, (0, 10), True),  # pixels
+    "TranslateYAbs": (lambda l: l, (0, 10), True),
+    "Rotate": (lambda l: int(_level(l, 30)), (-30, 30), True),  # degrees
+    "Solarize": (lambda l: 256 - int(_level(l, 256)), (0, 256), False),  # threshold
+    "Posterize2": (lambda l: 4 - int(_level(l, 4)), (0, 4), False),  # bits kept
+    "Contrast": (lambda l: _level(l, 1.8) + .1, (0.1, 1.9), False),  # enhance factor
+    "Color": (lambda l: _level(l, 1.8) + .1, (0.1, 1.9), False),
+    "Brightness": (lambda l: _level(l, 1.8) + .1, (0.1, 1.9), False),
+    "Sharpness": (lambda l: _level(l, 1.8) + .1, (0.1, 1.9), False),
+    "AutoContrast": (lambda l: l, (0, 1), False),  # the level is ignored
+    "Equalize": (lambda l: l, (0, 1), False),
+    "Invert": (lambda l: l, (0, 1), False),
+}
+
+def _uda_magnitude(op:str, level:int, negate:bool=False) -> float:
+    "The value the reference passes to `op` at `level`, negated for a signed op when `negate`"
+    to_value, (low, high), signed = _UDA_SPACE[op]
+    unit = float(to_value(level) - low) / (high - low)  # archive.py's rescaling to [0,1] ...
+    v = unit * (high - low) + low  # ... undone by apply_augment
+    return -v if signed and negate else v
+
+# %% ../nbs/02_augment.ipynb #7fe9d89e
+def _blend(degenerate:Tensor, # uint8, broadcastable to `x`
+           x:Tensor, # uint8 batch
+           factor:float,
+          ) -> Tensor: # uint8
+    "PIL's `Image.blend(degenerate, x, factor)`: float32 interpolation or extrapolation, clipped, then truncated"
+    d = degenerate.float()
+    return (d + factor * (x.float() - d)).clamp_(0, 255).to(torch.uint8)  # float → uint8 truncates
+
+def _grey(x:Tensor) -> Tensor:
+    "PIL's RGB → L conversion of a uint8 batch, B×1×H×W (a one-channel batch is its own grey)"
+    if x.shape[-3] != 3: return x
+    r, g, b = x.int().unbind(-3)
+    return ((r * 19595 + g * 38470 + b * 7471 + 32768) >> 16).to(torch.uint8).unsqueeze(-3)
+
+def _smooth(x:Tensor) -> Tensor:
+    "PIL's `ImageFilter.SMOOTH` on a uint8 batch: 3×3 kernel (1 1 1; 1 5 1; 1 1 1)/13 rounded, border pixels kept"
+    H, W = x.shape[-2:]
+    xi = x.int()
+    s = 4 * xi[..., 1:-1, 1:-1]  # the centre weighs 5: 4 here plus 1 in the sum below
+    for dy in range(3):
+        for dx in range(3): s = s + xi[..., dy:H - 2 + dy, dx:W - 2 + dx]
+    out = x.clone()
+    out[..., 1:-1, 1:-1] = torch.div(s + 6, 13, rounding_mode='floor').to(torch.uint8)
+    return out
+
+def _autocontrast(x:Tensor) -> Tensor:
+    "PIL's `ImageOps.autocontrast` (no cutoff) per sample and channel"
+    lo, hi = (v.double() for v in x.flatten(-2).aminmax(dim=-1))
+    lo, hi = lo[..., None, None], hi[..., None, None]
+    scale = torch.full_like(hi, 255.).div_((hi - lo).clamp(min=1))  # not 255. / t, which torch computes as 255·(1/t)
+    out = (x.double() * scale + -lo * scale).trunc_().clamp_(0, 255).to(torch.uint8)
+    return torch.where(hi > lo, out, x)
+
+def _equalize(x:Tensor) -> Tensor:
+    "PIL's `ImageOps.equalize` per sample and channel"
+    B, C, H, W = x.shape
+    v = x.flatten(2).long()  # B×C×HW
+    hist = torch.zeros(B, C, 256, dtype=torch.long, device=x.device).scatter_add_(2, v, torch.ones_like(v))
+    top = 255 - (hist.flip(-1) > 0).long().argmax(-1, keepdim=True)  # highest value present
+    step = (H * W - hist.gather(2, top)) // 255
+    below = hist.cumsum(-1) - hist  # pixels with a smaller value
+    lut = ((step // 2 + below) // step.clamp(min=1)).clamp_(max=255)
+    lut = torch.where(step > 0, lut, torch.arange(256, device=x.device))
+    return lut.gather(2, v).to(torch.uint8).view(B, C, H, W)
+
+def _posterize(x:Tensor, bits:int) -> Tensor:
+    "Keep the top `bits` bits of each value"
+    return x & ((0xFF << (8 - bits)) & 0xFF)
+
+def _solarize(x:Tensor, threshold:float) -> Tensor:
+    "Invert the values ≥ `threshold`"
+    return x.clone() if threshold > 255 else torch.where(x < threshold, x, 255 - x)
+
+_UDA_OPS = {  # op: f(uint8 batch, magnitude with its sign), the PIL calls of the reference's augmentations.py
+    "ShearX": lambda x, m: _pil_affine(x, (1, m, 0, 0, 1, 0)),
+    "ShearY": lambda x, m: _pil_affine(x, (1, 0, 0, m, 1, 0)),
+    "TranslateXAbs": lambda x, m: _pil_affine(x, (1, 0, m, 0, 1, 0)),
+    "TranslateYAbs": lambda x, m: _pil_affine(x, (1, 0, 0, 0, 1, m)),
+    "Rotate": lambda x, m: _pil_affine(x, _pil_rotation(torch.tensor([m]), *x.shape[-2:])),
+    "AutoContrast": lambda x, m: _autocontrast(x),
+    "Invert": lambda x, m: 255 - x,
+    "Equalize": lambda x, m: _equalize(x),
+    "Solarize": lambda x, m: _solarize(x, m),
+    "Posterize2": lambda x, m: _posterize(x, int(m)),
+    "Contrast": lambda x, m: _blend((_grey(x).double().mean((-3, -2, -1), keepdim=True) + 0.5).floor().to(torch.uint8), x, m),
+    "Color": lambda x, m: _blend(_grey(x), x, m),
+    "Brightness": lambda x, m: _blend(torch.zeros_like(x), x, m),
+    "Sharpness": lambda x, m: _blend(_smooth(x), x, m),
+}
 
 # %% ../nbs/02_augment.ipynb #d13cc66e
 _MAGNITUDES = {  # op: (magnitude of each of the 10 bins for an H×W image, whether its sign is random)
@@ -178,39 +344,55 @@ def _magnitude(op:str, bin:int|None, H:int, W:int, negate:bool=False) -> float:
     return -m if signed and negate else m
 
 # %% ../nbs/02_augment.ipynb #231d5301
-_PROBS = torch.tensor([[p for _, p, _ in sub] for sub in AUTOAUGMENT_CIFAR10_POLICY])  # 25×2
-_SIGNED = torch.tensor([[_MAGNITUDES[op][1] for op, _, _ in sub] for sub in AUTOAUGMENT_CIFAR10_POLICY])  # 25×2
+_POLICIES = {  # name: (sub-policies, ops, magnitude(op, level, H, W, negate), whether op takes a random sign)
+    "uda": (UDA_CIFAR10_POLICY, _UDA_OPS, lambda op, level, H, W, neg: _uda_magnitude(op, level, neg),
+            lambda op: _UDA_SPACE[op][2]),
+    "torchvision": (AUTOAUGMENT_CIFAR10_POLICY, _OPS, _magnitude, lambda op: _MAGNITUDES[op][1]),
+}
+_PROBS = {name: torch.tensor([[p for _, p, _ in sub] for sub in subs]) for name, (subs, *_) in _POLICIES.items()}  # 25×2
+_SIGNED = {name: torch.tensor([[signed(op) for op, _, _ in sub] for sub in subs])
+           for name, (subs, _, _, signed) in _POLICIES.items()}  # 25×2
+
+def _check_policy(policy:str, what:str='policy'):
+    "Fail with the allowed names unless `policy` names one"
+    if not (isinstance(policy, str) and policy in AUTOAUGMENT_POLICIES):
+        raise ValueError(f"{what} must be one of {AUTOAUGMENT_POLICIES}, got {policy!r}")
 
 def _apply_policy(x:Tensor, # uint8 batch B×C×H×W
                   policy_idx:Tensor, # sub-policy of each sample, B
                   apply:Tensor, # whether each of its two ops fires, B×2 bool
                   negate:Tensor, # whether a signed op takes the negative magnitude, B×2 bool
+                  policy:str='uda', # one of `AUTOAUGMENT_POLICIES`
                  ) -> Tensor:
     "Apply the CIFAR-10 sub-policies with the given draws, one call per (sub-policy, op, sign) group"
+    _check_policy(policy)
+    subs, ops, magnitude, _ = _POLICIES[policy]
     H, W = x.shape[-2:]
-    negate = negate & _SIGNED.to(x.device)[policy_idx]  # an unsigned op needs one group, not two
+    negate = negate & _SIGNED[policy].to(x.device)[policy_idx]  # an unsigned op needs one group, not two
     x = x.clone()
     for slot in range(2):  # in order: the second op sees the output of the first
         keys = torch.where(apply[:, slot], policy_idx * 2 + negate[:, slot], -1)  # -1: op skipped
-        sizes = torch.bincount(keys + 1, minlength=2 * len(AUTOAUGMENT_CIFAR10_POLICY) + 1).tolist()
+        sizes = torch.bincount(keys + 1, minlength=2 * len(subs) + 1).tolist()
         for key, idx in enumerate(keys.argsort().split(sizes)[1:]):  # samples sorted by key, then cut into groups
             if not len(idx): continue
             k, neg = divmod(key, 2)
-            op, _, bin = AUTOAUGMENT_CIFAR10_POLICY[k][slot]
-            x[idx] = _OPS[op](x[idx], _magnitude(op, bin, H, W, neg))
+            op, _, level = subs[k][slot]
+            x[idx] = ops[op](x[idx], magnitude(op, level, H, W, neg))
     return x
 
 # %% ../nbs/02_augment.ipynb #585c5ef6
 def autoaugment_cifar10(x:Tensor, # uint8 batch B×C×H×W
                         gen:torch.Generator|None=None, # on `x.device`
                         policy_idx:Tensor|None=None, # force the sub-policy of each sample (B longs), for tests
+                        policy:str='uda', # 'uda': the reference's table and magnitudes; 'torchvision': torchvision's
                        ) -> Tensor: # uint8
     "AutoAugment, CIFAR-10 policy: a random sub-policy per sample, each op applied with its probability"
+    _check_policy(policy)
     if x.dtype != torch.uint8: raise TypeError(f"AutoAugment needs uint8 images, got {x.dtype}")
-    if policy_idx is None: policy_idx = _randint(x, len(AUTOAUGMENT_CIFAR10_POLICY), len(x), gen=gen)
-    apply = _rand(x, len(x), 2, gen=gen) < _PROBS.to(x.device)[policy_idx]
+    if policy_idx is None: policy_idx = _randint(x, len(_POLICIES[policy][0]), len(x), gen=gen)
+    apply = _rand(x, len(x), 2, gen=gen) < _PROBS[policy].to(x.device)[policy_idx]
     negate = _rand(x, len(x), 2, gen=gen) < 0.5
-    return _apply_policy(x, policy_idx, apply, negate)
+    return _apply_policy(x, policy_idx, apply, negate, policy)
 
 # %% ../nbs/02_augment.ipynb #f0acf165
 def cutout(x:Tensor, # batch B×C×H×W, any dtype (normalised floats in the reference)
@@ -229,18 +411,26 @@ class Augment:
     "Batched augmentation pipeline: uint8 B×C×H×W in, normalised float32 out"
     crop:int = 4 # zero padding of the random crop, 0 = off
     flip:bool = True # random horizontal flip
-    rotate:float = 0. # random rotation in ±`rotate` degrees, 0 = off
-    autoaugment:bool = False # AutoAugment CIFAR-10 policy, first
+    rotate:float = 0. # random rotation in ±`rotate` degrees, zero fill, 0 = off
+    rotate_mode:str = 'nearest' # its interpolation: 'nearest' (the reference's PIL `RandomRotation`) or 'bilinear'
+    autoaugment:str|None = None # AutoAugment CIFAR-10 policy, first: None = off, else one of `AUTOAUGMENT_POLICIES`
     cutout:int = 0 # side of the Cutout square, last, 0 = off
     mean:tuple = CIFAR10_MEAN # per-channel normalisation
     std:tuple = CIFAR10_STD
 
+    def __post_init__(self):
+        if self.autoaugment is True: self.autoaugment = 'uda'  # legacy booleans
+        elif self.autoaugment is False: self.autoaugment = None
+        if self.autoaugment is not None: _check_policy(self.autoaugment, 'Augment.autoaugment (None = off)')
+        if self.rotate_mode not in ('nearest', 'bilinear'):
+            raise ValueError(f"Augment.rotate_mode must be 'nearest' or 'bilinear', got {self.rotate_mode!r}")
+
     def __call__(self, x:Tensor, gen:torch.Generator|None=None) -> Tensor:
         "Augment a uint8 batch with randomness from `gen` (on `x.device`)"
-        if self.autoaugment: x = autoaugment_cifar10(x, gen)
+        if self.autoaugment: x = autoaugment_cifar10(x, gen, policy=self.autoaugment)
         if self.crop: x = random_crop(x, self.crop, gen)
         if self.flip: x = random_hflip(x, gen=gen)
-        if self.rotate: x = random_rotation(x, self.rotate, gen)
+        if self.rotate: x = random_rotation(x, self.rotate, gen, mode=self.rotate_mode)
         x = normalize(x, self.mean, self.std)
         return cutout(x, self.cutout, gen) if self.cutout else x
 
@@ -249,12 +439,14 @@ def weak_augment(mean:tuple=CIFAR10_MEAN, std:tuple=CIFAR10_STD) -> Augment:
     "Crop + flip: the weak view of DivideMix and UDA"
     return Augment(mean=mean, std=std)
 
-def strong_augment(mean:tuple=CIFAR10_MEAN, std:tuple=CIFAR10_STD) -> Augment:
+def strong_augment(mean:tuple=CIFAR10_MEAN, std:tuple=CIFAR10_STD,
+                   policy:str='uda', # AutoAugment policy, one of `AUTOAUGMENT_POLICIES`
+                  ) -> Augment:
     "AutoAugment → crop + flip → normalise → Cutout 16: the strong view of CORES phase 2"
-    return Augment(autoaugment=True, cutout=16, mean=mean, std=std)
+    return Augment(autoaugment=policy, cutout=16, mean=mean, std=std)
 
 def simifeat_augment(mean:tuple=CIFAR10_MEAN, std:tuple=CIFAR10_STD, rotate:float=15.) -> Augment:
-    "Crop + flip + rotation in ±`rotate` degrees: the augmented views of SimiFeat"
+    "Crop + flip + rotation in ±`rotate` degrees (nearest, zero fill): the augmented views of SimiFeat"
     return Augment(rotate=rotate, mean=mean, std=std)
 
 def no_augment(mean:tuple=CIFAR10_MEAN, std:tuple=CIFAR10_STD) -> Augment:

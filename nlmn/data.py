@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #4d5b356f
 from __future__ import annotations
-import hashlib, pickle, urllib.request, warnings, zipfile
+import hashlib, math, pickle, urllib.request, warnings, zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,10 +15,10 @@ from torch import Tensor
 from .core import atomic_write, load_csv, save_npz
 
 # %% auto #0
-__all__ = ['CIFARN_KEYS', 'CIFARN_URL', 'CIFARN_FILES', 'CIFAR_NORM', 'NoisyDataset', 'synthetic_class_names',
+__all__ = ['CIFARN_KEYS', 'CIFARN_URL', 'CIFARN_FILES', 'CIFAR_NORM', 'NORMALIZATIONS', 'NoisyDataset', 'synthetic_class_names',
            'synthetic_dataset', 'transition_matrix', 'noise_stats', 'plot_transition', 'inject_noise',
-           'load_label_file', 'label_array', 'sha256sum', 'check_sha256', 'cifarn_label_file', 'read_cifar', 'cifarn',
-           'cifar_test', 'write_fake_cifar', 'from_npz', 'from_folder', 'load_dataset']
+           'load_label_file', 'label_array', 'sha256sum', 'check_sha256', 'normalization_stats', 'cifarn_label_file',
+           'read_cifar', 'cifarn', 'cifar_test', 'write_fake_cifar', 'from_npz', 'from_folder', 'load_dataset']
 
 # %% ../nbs/01_data.ipynb #743c98d0
 @dataclass(repr=False)
@@ -135,7 +135,7 @@ def synthetic_dataset(n:int=2000, # number of images
     fg = _hsv_to_rgb(hue, U(n, lo=.65, hi=1.), U(n, lo=.65, hi=1.))[:, :, None, None]
     bg = _hsv_to_rgb(U(n), U(n, lo=0., hi=.3), U(n, lo=.1, hi=.5))[:, :, None, None]
     freq = U(n, 1, 1, lo=6., hi=10.)
-    stripes = torch.where(((y // 5) % 2 == 1)[:, None, None], 0.55 + 0.45 * (torch.sin(freq * (xx + yy)[None] * 3.14) > 0).float(), 1.)
+    stripes = torch.where(((y // 5) % 2 == 1)[:, None, None], 0.55 + 0.45 * (torch.sin(freq * (xx + yy)[None] * math.pi) > 0).float(), 1.)
     img = torch.where(mask[:, None], fg * stripes[:, None], bg) + 0.06 * torch.randn(n, 3, size, size, generator=g)
     images = (img.clamp(0, 1) * 255).round().to(torch.uint8)
     return NoisyDataset(images, y.clone(), synthetic_class_names(num_classes), clean_labels=y.clone(), name=name)
@@ -279,6 +279,19 @@ def sha256sum(path:str|Path) -> str:
 def check_sha256(path:str|Path, expected:str):
     "Raise if `path`'s SHA-256 is not `expected`."
     if (got := sha256sum(path)) != expected: raise ValueError(f"{path}: checksum mismatch, expected sha256 {expected}, got {got}")
+
+# %% ../nbs/01_data.ipynb #b3ebdadf
+NORMALIZATIONS = ('dataset', 'cifar10')
+
+def normalization_stats(ds:NoisyDataset, # the dataset to normalise
+                        which:str='dataset', # 'dataset': its own statistics; 'cifar10': CIFAR-10's, whatever the data
+                       ) -> tuple[tuple, tuple]:
+    "Per-channel (mean, std) to normalise `ds` with: its own, or CIFAR-10's (as the reference's stages 3-4 do for CIFAR-100)."
+    if which == 'dataset': return ds.normalization
+    if which == 'cifar10':
+        if ds.images.shape[1] != 3: raise ValueError(f"{ds.name}: CIFAR-10 statistics need 3-channel images, got {ds.images.shape[1]}")
+        return CIFAR_NORM['cifar10']
+    raise ValueError(f"normalization {which!r}: expected one of {', '.join(NORMALIZATIONS)}")
 
 # %% ../nbs/01_data.ipynb #4264a145
 def cifarn_label_file(dataset:str='cifar10', # 'cifar10' or 'cifar100'

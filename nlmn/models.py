@@ -45,7 +45,7 @@ class PreActBlock(nn.Module):
         if stride != 1 or cin != cout: self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False))
     def forward(self, x):
         out = F.relu(self.bn1(x))
-        shortcut = self.shortcut(out) if len(self.shortcut) else x
+        shortcut = self.shortcut(out)  # identity or projection, both of the activated input
         out = self.conv2(F.relu(self.bn2(self.conv1(out))))
         return out + shortcut
 

@@ -14,19 +14,20 @@ import torch
 
 from .core import RunDir, atomic_write, get_device, load_json, log, read_jsonl, save_csv, save_json, save_npz, load_npz
 from .data import NoisyDataset, cifar_test, from_folder, from_npz, load_dataset, noise_stats, plot_transition, synthetic_dataset
-from .augment import no_augment, simifeat_augment
+from .augment import no_augment
 from .models import create_model, load_weights
 from .pretrain import PretrainConfig, plot_pretrain, pretrain_config, pretrain as run_pretrain
-from .representations import FeatureRounds, cached_features, plot_representations, umap_embed
+from .representations import cached_features, plot_representations, umap_embed
 from .simifeat import (Detection, SimiFeatConfig, cleanlab_detector, compare_detectors, detection_metrics, disagreement_detector,
-                           format_table, gmm_detector, simifeat)
+                           format_table, gmm_detector, simifeat, simifeat_rounds)
 from .review import apply_decisions, decisions_path, load_decisions
 from .finetune import FinetuneConfig, finetune_config, plot_finetune, finetune as run_finetune
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['PIPELINE_PRESETS', 'STAGES', 'REPORT_ANCHORS', 'CE_ANCHORS', 'DIVIDEMIX_ANCHORS', 'DataSpec', 'load_data',
-           'resolve_config', 'Pipeline', 'flagged_grid', 'bench']
+__all__ = ['PIPELINE_PRESETS', 'STAGES', 'CONFIG_VERSION', 'GMM_ROW', 'DISAGREEMENT_ROW', 'CLEANLAB_ROW', 'REPORTED_STAGES',
+           'REPORT_ANCHORS', 'CE_ANCHORS', 'DIVIDEMIX_ANCHORS', 'DataSpec', 'load_data', 'resolve_config', 'Pipeline',
+           'flagged_grid', 'bench']
 
 # %% ../nbs/09_pipeline.ipynb #fb36f0f5
 @dataclass
@@ -65,19 +66,25 @@ def load_data(spec:DataSpec) -> tuple[NoisyDataset, NoisyDataset|None]:
     return train, test
 
 # %% ../nbs/09_pipeline.ipynb #1c179212
+_REFERENCE_SIMIFEAT = dict(precision='fp32', hoc_iterate='last')  # SimiFeat's main_fast.py / hoc.py
+
 PIPELINE_PRESETS = {
-    # the report: ResNet-34, GPU
-    'paper-c10': dict(pretrain=('paper-c10', {}), finetune=('paper-c10', {}), detect=dict(threshold=0.8), final_detect={}),
-    'paper-c100': dict(pretrain=('paper-c100', {}), finetune=('paper-c100', {}), detect=dict(threshold=0.7), final_detect={}),
+    # the report: ResNet-34, GPU, fp32 everywhere; SimiFeat and phase 2 normalise CIFAR-100 with CIFAR-10's statistics
+    'paper-c10': dict(pretrain=('paper-c10', {}), finetune=('paper-c10', {}), detect=dict(threshold=0.8, **_REFERENCE_SIMIFEAT),
+                      final_detect=_REFERENCE_SIMIFEAT),
+    'paper-c100': dict(pretrain=('paper-c100', {}), finetune=('paper-c100', {}),
+                       detect=dict(threshold=0.7, normalization='cifar10', **_REFERENCE_SIMIFEAT),
+                       final_detect=dict(normalization='cifar10', **_REFERENCE_SIMIFEAT)),
     # CPU: FastNetTiny, a strict rule in stage 3 (see above); `cpu` is sized for 20,000 CIFAR images on 2 cores
     'cpu': dict(pretrain=('cpu', {}), finetune=('cpu', {}), detect=dict(threshold=0.2), final_detect={}),
     # the offline demo (`nlmn run` with no dataset): 3,000 synthetic images in minutes
-    'demo': dict(pretrain=('cpu', dict(warm_up=3, epochs=9, lr_decay_epoch=7, rampup=2)), finetune=('cpu', dict(epochs=5, extra_epochs=1)),
+    'demo': dict(pretrain=('cpu', dict(warm_up=3, epochs=10, lr_decay_epoch=7, rampup=2)), finetune=('cpu', dict(epochs=5, extra_epochs=1)),
                  detect=dict(threshold=0.5), final_detect={}),
     # seconds: tests
     'cpu-tiny': dict(pretrain=('cpu-tiny', {}), finetune=('cpu-tiny', {}), detect=dict(threshold=0.5, rounds=5), final_detect=dict(rounds=5)),
 }
 STAGES = ('data', 'pretrain', 'features', 'detect', 'finetune', 'final_detect', 'report')
+CONFIG_VERSION = 2  # 2: pretrain.epochs counts epochs (1: the index of the last one), stage-3 precision, policy, HOC iterate
 
 def _parse_value(text:str, current):
     "A command-line string as the type of the setting it replaces."
@@ -107,7 +114,7 @@ def resolve_config(preset:str='demo', # a key of `PIPELINE_PRESETS`
         if setting not in cfg[stage]: raise ValueError(f"override {item!r}: {stage} has no setting {setting!r}; it has {', '.join(cfg[stage])}")
         cfg[stage][setting] = _parse_value(text, cfg[stage][setting])
     if not any(o.startswith('finetune.arch=') for o in overrides or []): cfg['finetune']['arch'] = cfg['pretrain']['arch']  # it fine-tunes net1
-    return json.loads(json.dumps(dict(preset=preset, data=asdict(data or DataSpec()), **cfg)))
+    return json.loads(json.dumps(dict(version=CONFIG_VERSION, preset=preset, data=asdict(data or DataSpec()), **cfg)))
 
 # %% ../nbs/09_pipeline.ipynb #d879d3bf
 def _diff(a:dict, b:dict, prefix:str='') -> list[str]:
@@ -137,6 +144,9 @@ class Pipeline:
         if config is None:
             if not cfg_path.exists(): raise FileNotFoundError(f"{self.path}: not an nlmn run directory (no config.json)")
             config = load_json(cfg_path)
+            if config.get('version') != CONFIG_VERSION:
+                raise ValueError(f"{cfg_path}: made by another nlmn version (configuration version {config.get('version', 1)}, this nlmn "
+                                 f"reads {CONFIG_VERSION}); its settings would mean other things now: start a new run directory")
         elif cfg_path.exists():
             if not resume: raise ValueError(f"{self.path}: holds a run already; pass --resume to continue it, or choose another directory")
             if diff := _diff(load_json(cfg_path), config):
@@ -241,7 +251,8 @@ def features(self:Pipeline) -> dict:
 @patch
 def _features(self:Pipeline, d:Path) -> dict:
     ds = self.train
-    feats, logits = cached_features(d/'features.npz', self._model(self.path/'pretrain'/'net1.pt'), ds.images, no_augment(*ds.normalization), device=self.device, quiet=self.quiet)
+    feats, logits = cached_features(d/'features.npz', self._model(self.path/'pretrain'/'net1.pt'), ds.images, no_augment(*ds.normalization),
+                                    device=self.device, quiet=self.quiet, precision=self.config['detect']['precision'])
     emb, idx = umap_embed(feats, cache=d)
     clean = None if ds.clean_labels is None else ds.clean_labels.numpy()[idx]
     _savefig(plot_representations(emb, ds.noisy_labels.numpy()[idx], clean, classes=ds.classes, title=f'{ds.name}: net1 features (UMAP)'), d/'umap.png')
@@ -275,9 +286,11 @@ def flagged_grid(ds:NoisyDataset, # the dataset
 @patch
 def _simifeat_on(self:Pipeline, weights:Path, cfg:SimiFeatConfig, cache:Path) -> Detection:
     "SimiFeat with `cfg` on the features of the model in `weights`, over augmented rounds cached in `cache`."
-    ds = self.train
-    rounds = FeatureRounds(self._model(weights), ds.images, simifeat_augment(*ds.normalization, rotate=cfg.rotate), seed=cfg.seed, cache=cache, device=self.device)
-    return simifeat(rounds, ds.noisy_labels, ds.num_classes, cfg, device=self.device, quiet=self.quiet)
+    rounds = simifeat_rounds(self._model(weights), self.train, cfg, cache, self.device)
+    return simifeat(rounds, self.train.noisy_labels, self.train.num_classes, cfg, device=self.device, quiet=self.quiet)
+
+GMM_ROW, DISAGREEMENT_ROW = 'DivideMix GMM (clean prob ≤ 0.5)', 'net1 prediction ≠ label'
+CLEANLAB_ROW = "cleanlab find_label_issues (net1's in-sample probabilities)"  # not the out-of-sample ones cleanlab asks for
 
 def _rule_name(cfg:dict) -> str:
     return f"SimiFeat-{'V' if cfg['method'] == 'vote' else 'R'} (clean in ≤ {cfg['threshold']:g} of {cfg['rounds']} rounds)"
@@ -311,9 +324,9 @@ def _detect(self:Pipeline, d:Path) -> dict:
     _savefig(plot_representations(emb, ds.noisy_labels.numpy()[idx], clean, det.flagged[idx], ds.classes, title=f'{ds.name}: net1 features and the detection'), d/'umap_detection.png')
     if ds.clean_labels is None: return res
     noisy, truth = ds.noisy_labels.numpy(), ds.clean_labels.numpy()
-    flags = {res['rule']: det.flagged, 'DivideMix GMM (clean prob ≤ 0.5)': gmm_detector(load_npz(self.path/'pretrain'/'split.npz')['prob1']),
-             'net1 prediction ≠ label': disagreement_detector(fd['logits'], noisy)}
-    try: flags['cleanlab find_label_issues (net1 probabilities)'] = cleanlab_detector(torch.from_numpy(fd['logits']).softmax(1).numpy(), noisy)
+    flags = {res['rule']: det.flagged, GMM_ROW: gmm_detector(load_npz(self.path/'pretrain'/'split.npz')['prob1']),
+             DISAGREEMENT_ROW: disagreement_detector(fd['logits'], noisy)}
+    try: flags[CLEANLAB_ROW] = cleanlab_detector(torch.from_numpy(fd['logits']).softmax(1).numpy(), noisy)
     except ImportError: pass  # optional extra
     for other in (dict(method='vote', threshold=0.5), dict(method='rank', threshold=0.5), dict(method='rank', threshold=cfg['threshold'])):
         if (name := _rule_name(v := cfg | other)) not in flags:  # the other rules on the same (cached) rounds
@@ -368,6 +381,7 @@ def _final_detect(self:Pipeline, d:Path) -> dict:
 
 # %% ../nbs/09_pipeline.ipynb #0e91e62e
 # (test accuracy %, final detection F1 %) of the report, and the public ResNet-34 CE and DivideMix accuracies (CIFAR-N paper)
+REPORTED_STAGES = ('data', 'baseline_ce') + STAGES[1:-1]  # the CE baseline runs beside stage 1 when asked (`bench`)
 REPORT_ANCHORS = dict(aggre=(94.72, 78.62), rand1=(95.47, 90.59), worst=(94.29, 93.12), noisy100=(72.05, 80.91))
 CE_ANCHORS = dict(aggre=87.77, rand1=85.02, worst=77.69, noisy100=55.50)
 DIVIDEMIX_ANCHORS = dict(aggre=95.01, rand1=95.16, worst=92.56, noisy100=71.13)
@@ -381,7 +395,7 @@ def _cifarn_label_set(spec:DataSpec) -> str|None:
 @patch
 def write_report(self:Pipeline) -> Path:
     "Write `report.md` from the finished stages' summaries and figures; returns its path."
-    s = {st: self.summary(st) for st in STAGES[:-1] if self.done(st)}
+    s = {st: self.summary(st) for st in REPORTED_STAGES if self.done(st)}
     data, spec = s.get('data', {}), self.spec
     ls = _cifarn_label_set(spec)
     L = [f"# nlmn run `{self.path.name}`", '',
@@ -476,8 +490,8 @@ def bench(images:str, # npz of images with `index` into the label file (see `sha
                      'pipeline (last) %': _pct(s['finetune']['test_acc_last']), 'pipeline (best) %': _pct(s['finetune']['test_acc_best']),
                      'clean-label CE %': _pct(ce_clean.get('test_acc_last')),
                      'F1 SimiFeat (stage 3)': s['detect'].get('f1'), 'F1 SimiFeat-R (majority)': det.get(_rule_name(p.config['detect'] | dict(method='rank', threshold=0.5))),
-                     'F1 GMM': det.get('DivideMix GMM (clean prob ≤ 0.5)'),
-                     'F1 pred≠label': det.get('net1 prediction ≠ label'), 'F1 cleanlab': det.get('cleanlab find_label_issues (net1 probabilities)'),
+                     'F1 GMM': det.get(GMM_ROW),
+                     'F1 pred≠label': det.get(DISAGREEMENT_ROW), 'F1 cleanlab (in-sample)': det.get(CLEANLAB_ROW),
                      'F1 final': s['final_detect'].get('f1'),
                      'min CE': s['baseline_ce']['seconds'] / 60, 'min pretrain': s['pretrain']['seconds'] / 60,
                      'min features+detect': (s['features']['seconds'] + s['detect']['seconds']) / 60, 'min finetune': s['finetune']['seconds'] / 60,

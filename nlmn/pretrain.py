@@ -32,7 +32,7 @@ class PretrainConfig:
     method: str = 'dividemix' # 'dividemix', or 'ce': one net, plain CE on all labels for every epoch (the baseline)
     arch: str = 'resnet34' # backbone, see `nlmn.models.MODELS`
     warm_up: int = 10 # epochs of plain CE on all labels before the first split
-    epochs: int = 110 # index of the last epoch: the loop runs epochs 0..epochs (reference: warm_up + 100)
+    epochs: int = 111 # epochs in all, warm-up included: 0..epochs-1 (reference: warm_up + 101, its range(num_epochs + 1))
     lr: float = 0.02 # SGD learning rate
     lr_decay_epoch: int = 70 # lr/10 from this epoch on (reference: warm_up + 60)
     momentum: float = 0.9
@@ -51,18 +51,20 @@ class PretrainConfig:
 
 PRETRAIN_PRESETS = {
     # the report's DivideMix runs (lmnl-submit run_*.sh)
-    'paper-c10': PretrainConfig(arch='resnet34', warm_up=10, epochs=110, lr_decay_epoch=70, lambda_u=5.),
-    'paper-c100': PretrainConfig(arch='resnet34', warm_up=30, epochs=130, lr_decay_epoch=90, lambda_u=30.),
+    # the report's DivideMix runs (lmnl-submit run_*.sh), fp32 as all its stages
+    'paper-c10': PretrainConfig(arch='resnet34', warm_up=10, epochs=111, lr_decay_epoch=70, lambda_u=5., precision='fp32'),
+    'paper-c100': PretrainConfig(arch='resnet34', warm_up=30, epochs=131, lr_decay_epoch=90, lambda_u=30., precision='fp32'),
     # the original DivideMix paper's code defaults (CIFAR-10, PreAct ResNet-18)
-    'dividemix-paper': PretrainConfig(arch='preact_resnet18', warm_up=10, epochs=300, lr_decay_epoch=150, lambda_u=25.),
+    'dividemix-paper': PretrainConfig(arch='preact_resnet18', warm_up=10, epochs=301, lr_decay_epoch=150, lambda_u=25.,
+                                      precision='fp32'),
     # CPU: FastNetTiny (73k parameters), 30 epochs, lr decay at 18, under 30 minutes for 20,000 CIFAR images on 2 cores
-    # (bf16 on AMX CPUs). Warm-up until the decay: a net this small underfits (train loss ≈ 1) instead of memorising the
+    # (precision 'auto': bf16 on AMX CPUs, 2-3× faster than fp32; the GMM then splits bf16 losses). Warm-up until the decay: a net this small underfits (train loss ≈ 1) instead of memorising the
     # noise, and its GMM split loses recall over the DivideMix epochs at lr 0.02 (CIFAR-10N rand1, 20,000 images: 10
     # warm-up epochs 71.2 %, 18 warm-up epochs 72.4 %). MixUp α = 0.5 as DivideMix uses for its short schedules
     # (Clothing1M, WebVision): α = 4's heavy mixing held back the fit (worst, 8 DivideMix epochs: 58.2 % against 60.6 %)
-    'cpu': PretrainConfig(arch='fastnet_tiny', warm_up=18, epochs=29, lr_decay_epoch=18, alpha=0.5, lambda_u=5., rampup=5),
+    'cpu': PretrainConfig(arch='fastnet_tiny', warm_up=18, epochs=30, lr_decay_epoch=18, alpha=0.5, lambda_u=5., rampup=5),
     # seconds-long runs for tests and the offline demo
-    'cpu-tiny': PretrainConfig(arch='fastnet_tiny', warm_up=2, epochs=4, lr_decay_epoch=4, lambda_u=5., rampup=2, batch_size=32, eval_batch_size=256),
+    'cpu-tiny': PretrainConfig(arch='fastnet_tiny', warm_up=2, epochs=5, lr_decay_epoch=4, lambda_u=5., rampup=2, batch_size=32, eval_batch_size=256),
 }
 
 def pretrain_config(preset:str='paper-c10', # a key of `PRETRAIN_PRESETS`
@@ -298,6 +300,7 @@ def pretrain(ds:NoisyDataset, # the noisy training set
     out, device = Path(out), get_device(device)
     out.mkdir(parents=True, exist_ok=True)
     if ds.num_classes < 2: raise ValueError(f"{ds.name}: pretraining needs at least 2 classes, got {ds.num_classes}")
+    if cfg.epochs < 1: raise ValueError(f"pretrain setting epochs={cfg.epochs}: expected a count of at least 1 (warm-up included)")
     if len(ds) < 4 * cfg.batch_size: raise ValueError(f"{ds.name}: {len(ds)} samples is too few for batch size {cfg.batch_size}")
     seed_everything(cfg.seed)
     tr = _Trainer(ds, cfg, device, test)
@@ -308,11 +311,11 @@ def pretrain(ds:NoisyDataset, # the noisy training set
         history = resume_log(metrics_path, ckpt.get('history'), start)
     elif metrics_path.exists(): metrics_path.unlink()  # a fresh run starts a fresh log
     dividemix = cfg.method == 'dividemix'
-    for epoch in progress(range(start, cfg.epochs + 1), quiet, desc=f'pretrain ({cfg.method})', initial=start, total=cfg.epochs + 1):
+    for epoch in progress(range(start, cfg.epochs), quiet, desc=f'pretrain ({cfg.method})', initial=start, total=cfg.epochs):
         t0, rec = time.perf_counter(), dict(epoch=epoch, lr=tr.set_lr(epoch))
         if not dividemix or epoch < cfg.warm_up:
             rec['phase'] = 'warmup' if dividemix else 'ce'
-            for k in range(len(tr.nets)): rec |= _warmup_epoch(tr, k)
+            for k in range(len(tr.nets)): rec |= _warmup_epoch(tr, k, quiet)
         else:
             rec['phase'] = 'dividemix'
             probs, labeled = [], []
@@ -325,8 +328,8 @@ def pretrain(ds:NoisyDataset, # the noisy training set
                 if tr.clean is not None: rec |= {f'{m}{k+1}': v for m, v in split_quality(lab, p, tr.clean == tr.y.cpu().numpy()).items()}
                 probs.append(p); labeled.append(lab)
             save_npz(out/'split.npz', prob1=probs[0], prob2=probs[1], labeled1=labeled[0], labeled2=labeled[1])
-            rec |= _dividemix_epoch(tr, 0, epoch, labeled[1], probs[1])  # co-divide: net1 learns from net2's split
-            rec |= _dividemix_epoch(tr, 1, epoch, labeled[0], probs[0])
+            rec |= _dividemix_epoch(tr, 0, epoch, labeled[1], probs[1], quiet)  # co-divide: net1 learns from net2's split
+            rec |= _dividemix_epoch(tr, 1, epoch, labeled[0], probs[0], quiet)
         rec |= _test_accuracy(tr)
         rec['seconds'] = time.perf_counter() - t0
         history.append(to_plain(rec))

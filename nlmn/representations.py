@@ -84,8 +84,13 @@ class FeatureRounds:
             if str(d.get('fingerprint', '')) == self.fingerprint: return torch.from_numpy(d['features']).float()
         gen = torch.Generator(self.device).manual_seed(self.seed * 1000 + r)
         f = extract_features(self.model, self.images, self.aug, self.bs, self.device, gen, precision=self.precision)
-        if path is not None: save_npz(path, features=f.half(), fingerprint=np.array(self.fingerprint))  # fp16 halves the cache; votes use cosine similarity
-        return f if path is None else f.half().float()
+        if path is not None: save_npz(path, features=f.to(self.cache_dtype), fingerprint=np.array(self.fingerprint))
+        return f if path is None else f.to(self.cache_dtype).float()  # what a later read of the cache gives
+
+    @property
+    def cache_dtype(self) -> torch.dtype:
+        "float32 for fp32 passes (the reference); float16 for bf16 ones (fp16 holds bf16 values in 6e-5..65504 exactly)."
+        return torch.float16 if use_bf16(self.precision, self.device) else torch.float32
 
     @property
     def fingerprint(self) -> str:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_review.ipynb #2ca00759
 from __future__ import annotations
-import csv, html, math
+import contextlib, csv, html, math, time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,9 +17,14 @@ from .data import NoisyDataset
 from .representations import image_png
 from .simifeat import Detection
 
+try: import fcntl  # POSIX
+except ImportError: fcntl = None
+try: import msvcrt  # Windows
+except ImportError: msvcrt = None
+
 # %% auto #0
-__all__ = ['DECISIONS', 'DECISION_COLUMNS', 'decisions_path', 'save_decisions', 'load_decisions', 'ReviewedSplit',
-           'apply_decisions', 'review_summary', 'ReviewBrowser']
+__all__ = ['DECISIONS', 'DECISION_COLUMNS', 'decisions_path', 'save_decisions', 'load_decisions', 'decisions_lock',
+           'update_decisions', 'ReviewedSplit', 'apply_decisions', 'review_summary', 'ReviewBrowser']
 
 # %% ../nbs/07_review.ipynb #9fb8eb40
 DECISIONS = ('keep', 'accept', 'relabel', 'drop')
@@ -84,6 +89,52 @@ def load_decisions(path:str|Path, # a decisions CSV (see `save_decisions`)
                   ) -> dict[int, tuple[str, int|None]]:
     "position → (decision, label) of every decided sample; label is None for 'drop'."
     return {i: (d, label) for i, (d, label, _) in _read_decisions(path, ds).items()}
+
+# %% ../nbs/07_review.ipynb #113b4ca1
+def _try_lock(f) -> bool:
+    "Take the exclusive lock on the open file `f` if it is free; False if another process (or file object) holds it."
+    if fcntl is not None:
+        try: fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB); return True
+        except BlockingIOError: return False
+    f.seek(0)
+    try: msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1); return True
+    except OSError: return False
+
+def _unlock(f):
+    "Release the lock `_try_lock` took on `f`."
+    if fcntl is not None: fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    else: f.seek(0); msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+
+@contextlib.contextmanager
+def decisions_lock(path:str|Path, # the decisions `.csv` file
+                   timeout:float=30, # seconds to wait while another browser writes
+                  ):
+    "Hold the exclusive lock of the decisions file `path`: `flock` (POSIX) or `msvcrt.locking` (Windows) on `path.lock`."
+    lock = Path(f'{path}.lock')
+    if fcntl is None and msvcrt is None:
+        raise RuntimeError(f"{lock}: this platform has no file locks (neither fcntl nor msvcrt), so decisions cannot be saved safely")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, 'a+b') as f:  # never deleted: removing a lock file while others wait on it would let two writers in
+        deadline = time.monotonic() + timeout
+        while not _try_lock(f):
+            if time.monotonic() > deadline: raise TimeoutError(f"{lock}: still locked after {timeout:g} s (another browser writing {Path(path).name}?)")
+            time.sleep(0.002)
+        try: yield lock
+        finally: _unlock(f)
+
+def update_decisions(path:str|Path, # the decisions `.csv` file
+                     ds:NoisyDataset, # the reviewed dataset
+                     pos:int, # the position to change
+                     record:tuple|None, # (decision, label) or (decision, label, time); None removes the decision on `pos`
+                    ) -> dict[int, tuple[str, int|None, str]]:
+    "Under the lock: re-read the file, set or remove the decision on `pos` alone, write atomically; returns all decisions as merged."
+    if not 0 <= pos < len(ds): raise IndexError(f"position {pos} is not in {ds.name} ({len(ds)} samples)")
+    with decisions_lock(path):
+        records = _read_decisions(path, ds) if Path(path).exists() else {}
+        if record is None: records.pop(pos, None)
+        else: records[pos] = (*record, _now())[:3] if len(record) == 2 else tuple(record)
+        save_decisions(path, records, ds)
+    return records
 
 # %% ../nbs/07_review.ipynb #3f21e51e
 @dataclass
@@ -293,15 +344,15 @@ class ReviewBrowser:
         if decision == 'relabel' and not (label is not None and 0 <= label < self.ds.num_classes):
             raise ValueError(f"'relabel' needs a class id in 0..{self.ds.num_classes - 1}, got {label}")
         label = dict(keep=self.noisy[pos], accept=self.suggested[pos], relabel=label, drop=None)[decision]
-        self._save({**self.records, pos: (decision, None if label is None else int(label), _now())})
+        self._save(pos, (decision, None if label is None else int(label)))
 
     def undo(self, pos:int):
         "Forget the decision on sample `pos` and save the file."
-        self._save({i: r for i, r in self.records.items() if i != pos})
+        self._save(pos, None)
 
-    def _save(self, records:dict):
-        save_decisions(self.path, records, self.ds)  # first the file: if writing fails, nothing changes
-        self.records = records
+    def _save(self, pos:int, record:tuple|None):
+        "Change `pos` in the file (merged with other browsers' decisions, see `update_decisions`), then show the merged decisions."
+        self.records = update_decisions(self.path, self.ds, pos, record)  # first the file: if writing fails, nothing changes
         for tile in self.tiles:
             if tile.pos is not None: tile.refresh()
         self._status()

@@ -14,12 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import get_device, load_npz, log, progress, save_npz
+from .core import PRECISIONS, get_device, load_npz, log, progress, save_npz
+from .data import NORMALIZATIONS, NoisyDataset, normalization_stats
+from .augment import simifeat_augment
+from .representations import FeatureRounds
 
 # %% auto #0
-__all__ = ['knn', 'soft_labels', 'knn_soft_labels', 'vote_rule', 'rank_rule', 'consensus_counts', 'fit_hoc', 'clustered_features',
-           'SimiFeatConfig', 'Detection', 'fixed_feature_rounds', 'simifeat', 'detection_metrics', 'gmm_detector',
-           'disagreement_detector', 'cleanlab_detector', 'compare_detectors', 'format_table']
+__all__ = ['HOC_ITERATES', 'knn', 'soft_labels', 'knn_soft_labels', 'vote_rule', 'rank_rule', 'consensus_counts', 'fit_hoc',
+           'clustered_features', 'SimiFeatConfig', 'Detection', 'fixed_feature_rounds', 'simifeat_rounds', 'simifeat',
+           'detection_metrics', 'gmm_detector', 'disagreement_detector', 'cleanlab_detector', 'compare_detectors',
+           'format_table']
 
 # %% ../nbs/06_simifeat.ipynb #068a72e8
 def _check_inputs(features:Tensor, labels:Tensor, num_classes:int, k:int):
@@ -135,29 +139,40 @@ def consensus_counts(features:Tensor, # N×D
         c3 += torch.bincount((y0 * K + y1) * K + y2, minlength=K**3).double().view(K, K, K) / n
     return c1 / G, c2 / G, c3 / G
 
+HOC_ITERATES = ('best', 'last')
+
+def _moment_loss(c1:Tensor, c2:Tensor, c3:Tensor, T_logits:Tensor, p_logits:Tensor) -> Tensor:
+    "Σ over orders 1..3 of ‖ĉ − c(T, p)‖_F, with T = rowsoftmax(T_logits), p = softmax(p_logits)."
+    T, p = T_logits.softmax(1), p_logits.softmax(0)
+    m1 = p @ T
+    m2 = torch.einsum('i,ij,il->jl', p, T, T)
+    m3 = torch.einsum('i,ij,il,im->jlm', p, T, T, T)
+    return (c1 - m1).norm() + (c2 - m2).norm() + (c3 - m3).norm()
+
 def fit_hoc(c1:Tensor, c2:Tensor, c3:Tensor, # consensus frequencies
             init:tuple[Tensor, Tensor]|None=None, # (T_logits, p_logits) to warm-start from
             steps:int|None=None, lr:float|None=None, # default: 400 at 0.1, or 20 at 0.01 when warm-started
             seed:int=0,
+            iterate:str='best', # 'best': lowest-loss Adam iterate, float64; 'last': the reference's last iterate, float32
            ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor]]:
     "Fit T (K×K, rows P(ỹ | y)) and p (K) to the consensus frequencies; also returns the logits for warm starts."
-    K = len(c1)
+    if iterate not in HOC_ITERATES: raise ValueError(f"hoc_iterate {iterate!r}: expected one of {', '.join(HOC_ITERATES)}")
+    K, dtype = len(c1), torch.float64 if iterate == 'best' else torch.float32
+    c1, c2, c3 = (c.to(dtype) for c in (c1, c2, c3))
     g = torch.Generator().manual_seed(seed)
-    if init is None: T_logits, p_logits = 5 * torch.eye(K, dtype=torch.float64) - 1, 1 / K + torch.rand(K, generator=g, dtype=torch.float64) * 0.1
-    else: T_logits, p_logits = (t.clone().double() for t in init)
+    if init is None: T_logits, p_logits = 5 * torch.eye(K, dtype=dtype) - 1, 1 / K + torch.rand(K, generator=g, dtype=dtype) * 0.1
+    else: T_logits, p_logits = (t.detach().clone().to(dtype) for t in init)
     steps = steps or (400 if init is None else 20)
     lr = lr or (0.1 if init is None else 0.01)
     T_logits.requires_grad_(); p_logits.requires_grad_()
     opt = torch.optim.Adam([T_logits, p_logits], lr=lr)
     best, best_loss = (T_logits.detach().clone(), p_logits.detach().clone()), math.inf
     for step in range(steps):
-        T, p = T_logits.softmax(1), p_logits.softmax(0)
-        m1 = p @ T
-        m2 = torch.einsum('i,ij,il->jl', p, T, T)
-        m3 = torch.einsum('i,ij,il,im->jlm', p, T, T, T)
-        loss = (c1 - m1).norm() + (c2 - m2).norm() + (c3 - m3).norm()
+        loss = _moment_loss(c1, c2, c3, T_logits, p_logits)
         if step > 5 and loss.item() < best_loss: best_loss, best = loss.item(), (T_logits.detach().clone(), p_logits.detach().clone())
+        if iterate == 'last' and step == steps - 1: break  # the reference evaluates step 0 before its first update: steps − 1 updates
         opt.zero_grad(); loss.backward(); opt.step()
+    if iterate == 'last': best = (T_logits.detach().clone(), p_logits.detach().clone())
     return best[0].softmax(1), best[1].softmax(0), best
 
 # %% ../nbs/06_simifeat.ipynb #07235156
@@ -186,9 +201,17 @@ class SimiFeatConfig:
     Tii_offset: float = 1.0 # rank rule: scale of P(y = j | ỹ = j)
     hoc_G: int = 10 # rank rule: HOC subset rounds
     hoc_sample_size: int = 15000 # rank rule: HOC subset size
+    hoc_iterate: str = 'best' # rank rule: HOC's 'best' (lowest-loss, float64) or the reference's 'last' (float32) iterate
     subset_size: int|None = None # fixed features only: samples per round (Docta: min(35000, 0.9 N))
-    rotate: float = 15. # augmented rounds: ±degrees of random rotation (the report's stage 3; 0 = off)
+    rotate: float = 15. # augmented rounds (`simifeat_rounds`): ±degrees of random rotation (the report's stage 3; 0 = off)
+    precision: str = 'auto' # augmented rounds: feature passes in 'fp32' (the reference), 'bf16' or 'auto' (see `use_bf16`)
+    normalization: str = 'dataset' # augmented rounds: 'dataset' statistics, or 'cifar10' (the reference, also for CIFAR-100)
     seed: int = 0
+
+    def __post_init__(self):
+        for name, allowed in (('method', ('vote', 'rank')), ('hoc_iterate', HOC_ITERATES), ('precision', PRECISIONS),
+                              ('normalization', NORMALIZATIONS)):
+            if getattr(self, name) not in allowed: raise ValueError(f"SimiFeat setting {name}={getattr(self, name)!r}: expected one of {', '.join(allowed)}")
 
 @dataclass
 class Detection:
@@ -231,6 +254,16 @@ def fixed_feature_rounds(features:Tensor, # N×D precomputed features
         return features[sub], sub
     return round_fn
 
+def simifeat_rounds(model:torch.nn.Module, # a kit model (has `features`)
+                    ds:NoisyDataset, # the training set
+                    cfg:SimiFeatConfig, # its `rotate`, `precision`, `normalization` and `seed` make the rounds
+                    cache:str|Path|None=None, # folder for the rounds' features (`round_XX.npz`)
+                    device:str|torch.device|None=None,
+                   ) -> FeatureRounds:
+    "The report's rounds: `model`'s features of `ds` under crop, flip and rotation, as `cfg` says."
+    aug = simifeat_augment(*normalization_stats(ds, cfg.normalization), rotate=cfg.rotate)
+    return FeatureRounds(model, ds.images, aug, seed=cfg.seed, cache=cache, device=device, precision=cfg.precision)
+
 # %% ../nbs/06_simifeat.ipynb #7817a133
 def simifeat(rounds:Callable[[int], Tensor|tuple[Tensor, Tensor]], # round r → N×D features (or (features, indices) for a subset)
              labels:Tensor, # N noisy labels
@@ -245,6 +278,9 @@ def simifeat(rounds:Callable[[int], Tensor|tuple[Tensor, Tensor]], # round r →
     clean_votes, times, soft_sum = torch.zeros(n), torch.zeros(n), torch.zeros(n, K)
     hoc_state, noisy_prior = None, torch.bincount(labels, minlength=K).double() / n
     jitter = torch.Generator().manual_seed(cfg.seed)
+    if isinstance(rounds, FeatureRounds) and (rounds.aug.rotate, rounds.precision) != (cfg.rotate, cfg.precision):
+        raise ValueError(f"the rounds rotate by ±{rounds.aug.rotate:g}° in {rounds.precision}, the configuration says ±{cfg.rotate:g}° "
+                         f"in {cfg.precision}: make them with `simifeat_rounds(model, ds, cfg)`")
     t0 = time.perf_counter()
     for r in progress(range(cfg.rounds), quiet, desc=f'SimiFeat ({cfg.method})'):
         out = rounds(r)
@@ -253,7 +289,8 @@ def simifeat(rounds:Callable[[int], Tensor|tuple[Tensor, Tensor]], # round r →
         soft = knn_soft_labels(feats, y, K, cfg.k, device)
         if cfg.method == 'vote': corrupted = vote_rule(soft, y)
         elif cfg.method == 'rank':
-            T, p, hoc_state = fit_hoc(*consensus_counts(feats, y, K, cfg.hoc_G, cfg.hoc_sample_size, cfg.seed + r, device), init=hoc_state, seed=cfg.seed)
+            T, p, hoc_state = fit_hoc(*consensus_counts(feats, y, K, cfg.hoc_G, cfg.hoc_sample_size, cfg.seed + r, device), init=hoc_state, seed=cfg.seed,
+                                      iterate=cfg.hoc_iterate)
             diag = (T.diagonal() * p / noisy_prior.clamp_min(1e-12)) + (torch.rand(K, generator=jitter, dtype=torch.float64) - 0.5) * 0.1
             corrupted = rank_rule(soft, y, diag, cfg.Tii_offset)
         else: raise ValueError(f"unknown SimiFeat method {cfg.method!r}: expected 'vote' or 'rank'")
@@ -294,9 +331,9 @@ def disagreement_detector(logits:np.ndarray|Tensor, # N×K model outputs (logits
     "Flag samples whose predicted class differs from the label."
     return np.asarray(torch.as_tensor(logits).argmax(1)) != np.asarray(labels)
 
-def cleanlab_detector(pred_probs:np.ndarray, # N×K predicted probabilities (out-of-sample ideally)
+def cleanlab_detector(pred_probs:np.ndarray, # N×K predicted probabilities; cleanlab wants out-of-sample (cross-validated) ones
                       labels:np.ndarray) -> np.ndarray:
-    "cleanlab's `find_label_issues` with its default filter (optional dependency)."
+    "cleanlab's `find_label_issues` with its default filter on `pred_probs` as given (optional dependency)."
     try: from cleanlab.filter import find_label_issues
     except ImportError: raise ImportError("the cleanlab detector needs cleanlab: pip install cleanlab") from None
     return find_label_issues(np.asarray(labels), np.asarray(pred_probs, dtype=np.float64))

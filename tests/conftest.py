@@ -1,4 +1,5 @@
 "Shared fixtures: small data the tests make themselves (nothing is downloaded)."
+import nlmn  # first: it sets the OpenMP wait policy before torch loads (nbs/00_core)
 import pytest, torch
 from nlmn.data import synthetic_dataset, inject_noise
 

@@ -1,5 +1,5 @@
 "End to end in a real browser: JupyterLab and headless Chromium (driven by Playwright) run a notebook with a review browser; clicks land in decisions.csv."
-import contextlib, json, os, re, signal, socket, subprocess, sys, time, urllib.request
+import contextlib, html, importlib.util, json, os, re, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,14 @@ det = simifeat(fixed_feature_rounds(F.avg_pool2d(ds.images.float(), 4).flatten(1
 det.save({folder!r} + '/detection.npz')
 ReviewBrowser(ds, det, {folder!r} + '/decisions.csv')
 '''
+
+
+def skip_without_browser():
+    "Skip (with the reason) where Debian's Chromium or the playwright package is missing; CI installs both."
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} not found: the browser test needs Debian's Chromium (apt-get install -y chromium); "
+                    "Playwright's own browsers are not used")
+    if importlib.util.find_spec('playwright') is None: pytest.skip("the playwright package is not installed (pip install playwright)")
 
 
 def write_notebook(path:Path, *sources:str):
@@ -78,9 +86,7 @@ def jupyter_lab(root:Path, # the folder JupyterLab serves
 @contextlib.contextmanager
 def chromium_page(width:int=1500, height:int=1900):
     "A page of headless Debian Chromium, driven by Playwright."
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: the browser test needs Debian's Chromium (apt-get install -y chromium); "
-                    "Playwright's own browsers are not used", pytrace=False)
+    skip_without_browser()
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -101,11 +107,19 @@ def caption_position(tile) -> int:
     return int(re.search(r'#(\d+)', tile.locator('.nlmn-caption').inner_text()).group(1))
 
 
+def shown_text(tile) -> str:
+    "The text of a Python-side tile's caption, as the page should show it (whitespace collapsed)."
+    return ' '.join(html.unescape(re.sub(r'<[^>]+>', ' ', tile.caption.value)).split())
+
+
 def test_review_browser_in_jupyterlab(tmp_path):
+    skip_without_browser()
     from playwright.sync_api import expect
     from nlmn.core import load_csv
-    from nlmn.review import load_decisions
+    from nlmn.data import inject_noise, synthetic_dataset
+    from nlmn.review import ReviewBrowser, load_decisions, review_summary
     from nlmn.simifeat import Detection
+    ds = inject_noise(synthetic_dataset(400, seed=0), 'instance', 0.3, seed=0)  # the kernel's dataset (DEMO), made here too
     root, home = tmp_path/'lab', tmp_path/'home'
     root.mkdir(); home.mkdir()
     write_notebook(root/'demo.ipynb', DEMO.format(folder=str(root)))
@@ -116,22 +130,34 @@ def test_review_browser_in_jupyterlab(tmp_path):
         tiles = out.locator('.nlmn-tile')
         expect(tiles).to_have_count(16, timeout=120_000)
         expect(out.locator('.nlmn-page')).to_contain_text('page 1 of', timeout=30_000)
-        expect(out.locator('.nlmn-counter')).to_contain_text('reviewed 0 / flagged')
         expect(tiles.nth(0).locator('img')).to_be_visible()
-        assert 'clean:' not in tiles.nth(0).inner_text()  # hidden until asked for
+        det = Detection.load(root/'detection.npz')  # saved by the kernel before it showed the browser
+        def same_as_python(py:ReviewBrowser, n:int):
+            "The page shows what a browser opened here, on the same data and file, computes: counter, page, first `n` captions."
+            expect(out.locator('.nlmn-counter')).to_have_text(re.sub(r'<[^>]+>', '', py.counter.value))
+            expect(out.locator('.nlmn-page')).to_have_text(py.page_label.value)
+            for k in range(n): expect(tiles.nth(k).locator('.nlmn-caption')).to_have_text(shown_text(py.tiles[k]), use_inner_text=True)
+        same_as_python(ReviewBrowser(ds, det, root/'decisions.csv'), 16)  # no file yet: nothing decided, clean labels hidden
+        assert 'clean:' not in tiles.nth(0).inner_text()
 
         first, second, third = (tiles.nth(k) for k in range(3))
         pos = [caption_position(t) for t in (first, second, third)]
+        new = next(k for k in range(ds.num_classes) if k not in (int(ds.noisy_labels[pos[1]]), int(det.suggested[pos[1]])))
         first.get_by_role('button', name='accept', exact=True).click()
         expect(first.locator('.nlmn-caption')).to_contain_text('decision: accept')
-        second.locator('select').select_option(label='lime ring')
-        expect(second.locator('.nlmn-caption')).to_contain_text('decision: relabel → lime ring')
+        second.locator('select').select_option(label=ds.classes[new])
+        expect(second.locator('.nlmn-caption')).to_contain_text('decision: relabel')
         third.get_by_role('button', name='drop', exact=True).click()
         expect(third.locator('.nlmn-caption')).to_contain_text('decision: drop')
-        expect(out.locator('.nlmn-counter')).to_contain_text('reviewed 3 / flagged')
+        assert load_decisions(root/'decisions.csv', ds) == {pos[0]: ('accept', int(det.suggested[pos[0]])), pos[1]: ('relabel', new), pos[2]: ('drop', None)}
+        py = ReviewBrowser(ds, det, root/'decisions.csv')  # what the file holds, shown by Python
+        same_as_python(py, 16)
         out.get_by_role('button', name='show clean labels').click()
-        expect(first.locator('.nlmn-caption')).to_contain_text('clean:')
-        expect(out.locator('table.nlmn-summary')).to_contain_text('relabel')
+        py.show_truth.value = True
+        same_as_python(py, 16)
+        assert 'clean:' in first.inner_text()
+        cells = ['—' if v is None else str(v) for r in review_summary(root/'decisions.csv', ds, det) for v in r.values()]
+        expect(out.locator('table.nlmn-summary td')).to_have_text(cells)
         page.screenshot(path=str(tmp_path/'review.png'), full_page=True)
 
         out.get_by_role('button', name='next ▶').click()
@@ -139,12 +165,9 @@ def test_review_browser_in_jupyterlab(tmp_path):
         assert caption_position(first) not in pos
         expect(first.locator('.nlmn-caption')).to_contain_text('undecided')
 
-        det = Detection.load(root/'detection.npz')
-        deadline = time.time() + 10
-        while len(load_csv(root/'decisions.csv')) < 3 and time.time() < deadline: time.sleep(0.1)
-        rows = load_csv(root/'decisions.csv')
-        assert {int(r['index']): r['decision'] for r in rows} == {pos[0]: 'accept', pos[1]: 'relabel', pos[2]: 'drop'}
-        assert all(r['original_index'] == r['index'] and r['time'] for r in rows)  # the synthetic set's original indices are 0..N-1
-        assert load_decisions(root/'decisions.csv') == {pos[0]: ('accept', int(det.suggested[pos[0]])), pos[1]: ('relabel', 3), pos[2]: ('drop', None)}
+        rows = {int(r['index']): r for r in load_csv(root/'decisions.csv')}
+        assert {i: (r['decision'], r['label_name']) for i, r in rows.items()} == {
+            pos[0]: ('accept', ds.classes[det.suggested[pos[0]]]), pos[1]: ('relabel', ds.classes[new]), pos[2]: ('drop', '')}
+        assert all(r['original_index'] == str(int(ds.indices[i])) and r['time'] for i, r in rows.items())
         assert pos == sorted(pos, key=lambda p: (det.score[p], p))  # most suspicious first
     print(f"browser test: {time.perf_counter() - t0:.1f} s, screenshot {tmp_path/'review.png'}")

@@ -5,7 +5,7 @@ from nlmn.core import load_json, read_jsonl
 from nlmn.pipeline import STAGES
 
 NLMN = [sys.executable, '-c', 'import sys; from nlmn.cli import main; sys.exit(main())']  # what the console script runs
-RUN = ['run', '--n', '500', '--preset', 'cpu-tiny', '--overrides', 'pretrain.epochs=6', '--quiet']
+RUN = ['run', '--n', '500', '--preset', 'cpu-tiny', '--overrides', 'pretrain.epochs=7', '--quiet']
 
 
 def test_run_killed_mid_pretraining_resumes_to_the_end(tmp_path):
@@ -37,10 +37,36 @@ def test_the_same_run_again_changes_nothing_and_other_settings_are_refused(tmp_p
     done = (out/'pretrain'/'done.json').read_bytes()
     r = subprocess.run(NLMN + RUN + ['--out', str(out)], capture_output=True, text=True)
     assert r.returncode == 1 and 'pass --resume' in r.stderr  # an existing run is never continued by accident
-    r = subprocess.run(NLMN + RUN[:-2] + ['pretrain.epochs=7', '--quiet', '--out', str(out), '--resume'], capture_output=True, text=True)
-    assert r.returncode == 1 and 'pretrain.epochs: 6 → 7' in r.stderr
+    r = subprocess.run(NLMN + RUN[:-2] + ['pretrain.epochs=8', '--quiet', '--out', str(out), '--resume'], capture_output=True, text=True)
+    assert r.returncode == 1 and 'pretrain.epochs: 7 → 8' in r.stderr
     assert (out/'pretrain'/'done.json').read_bytes() == done
     r = subprocess.run(NLMN + ['features', str(out), '--quiet'], capture_output=True, text=True)
     assert r.returncode == 0 and json.loads(r.stdout)['dim'] > 0
     r = subprocess.run(NLMN + ['finetune', str(out), '--quiet'], capture_output=True, text=True)
     assert r.returncode == 1 and "needs stage 'detect'" in r.stderr
+
+
+def test_review_decisions_given_on_the_command_line_reach_fine_tuning(tmp_path):
+    "`nlmn run --until detect`, a decisions CSV, then `nlmn run --decisions F --resume`: the fine-tuning split follows it."
+    import numpy as np
+    from nlmn.pipeline import Pipeline
+    from nlmn.review import save_decisions
+    from nlmn.simifeat import Detection
+    out = tmp_path/'run'
+    assert subprocess.run(NLMN + RUN + ['--out', str(out), '--until', 'detect']).returncode == 0
+    det = Detection.load(out/'detect'/'detection.npz')
+    ds = Pipeline(out).train  # the run's data, as its config.json describes it
+    flagged, kept = np.flatnonzero(det.flagged), np.flatnonzero(~det.flagged)
+    drop, relabel, keep = int(flagged[0]), int(flagged[1]), int(kept[0])
+    new_label = (int(ds.noisy_labels[relabel]) + 1) % 10
+    decisions = {drop: ('drop', None), relabel: ('relabel', new_label), keep: ('drop', None)}
+    save_decisions(tmp_path/'decisions.csv', decisions, ds)
+    r = subprocess.run(NLMN + RUN + ['--out', str(out), '--resume', '--decisions', str(tmp_path/'decisions.csv')], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (out/'review'/'decisions.csv').read_bytes() == (tmp_path/'decisions.csv').read_bytes()  # copied into the run
+    split = np.load(out/'finetune'/'split.npz')
+    assert not split['labeled'][drop] and not split['unlabeled'][drop] and not split['labeled'][keep]  # dropped: out of training
+    assert split['labeled'][relabel] and split['labels'][relabel] == new_label
+    others = np.setdiff1d(np.arange(500), [drop, relabel, keep])
+    assert np.array_equal(split['unlabeled'][others], det.flagged[others])  # undecided samples follow the detector
+    assert load_json(out/'finetune'/'done.json')['reviewed'] == 3

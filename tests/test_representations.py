@@ -14,7 +14,7 @@ from nlmn.simifeat import Detection
 def test_trained_features_group_classes_and_are_cached(noisy_synthetic, tmp_path):
     "Features of a briefly trained net put images of one (clean) class together, and a re-run reads them from the run."
     ds = noisy_synthetic
-    pretrain(ds, pretrain_config('cpu-tiny', method='ce', epochs=4), tmp_path/'pretrain', quiet=True)
+    pretrain(ds, pretrain_config('cpu-tiny', method='ce', epochs=5), tmp_path/'pretrain', quiet=True)
     net = load_weights(create_model('fastnet_tiny', ds.num_classes), tmp_path/'pretrain'/'net1.pt')
     path, aug = tmp_path/'features'/'features.npz', no_augment(*ds.normalization)
     feats, logits = cached_features(path, net, ds.images, aug, quiet=True)

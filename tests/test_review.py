@@ -4,7 +4,7 @@ from dataclasses import replace
 import numpy as np, pytest, torch
 import torch.nn.functional as F
 from nlmn.core import RunDir, load_csv
-from nlmn.review import (DECISION_COLUMNS, ReviewBrowser, apply_decisions, review_summary, save_decisions)
+from nlmn.review import (DECISION_COLUMNS, ReviewBrowser, apply_decisions, load_decisions, review_summary, save_decisions)
 from nlmn.simifeat import Detection, SimiFeatConfig, fixed_feature_rounds, simifeat
 
 
@@ -130,3 +130,68 @@ def test_review_summary_counts(detected, tmp_path):
     assert rows['undecided, flagged (unlabeled)']['samples'] == len(flagged) - 4
     split = apply_decisions(det, dec, noisy)
     assert rows['all labeled (trained with CE)']['training label right'] == int((split.labels == clean)[split.labeled].sum())
+
+
+def test_two_browsers_on_one_file_keep_both_decisions(detected, tmp_path):
+    "Each browser re-reads the file under the lock before it writes: no decision of the other one is lost."
+    ds, det = detected
+    path = tmp_path/'d.csv'
+    b1, b2 = ReviewBrowser(ds, det, path), ReviewBrowser(ds, det, path)  # opened before either decides
+    i, j = b1.tiles[0].pos, b1.tiles[1].pos
+    b1.decide(i, 'keep'); b2.decide(j, 'drop')
+    want = {i: ('keep', int(ds.noisy_labels[i])), j: ('drop', None)}
+    assert load_decisions(path, ds) == want
+    assert b2.decisions == want  # b2 picked up b1's decision when it wrote its own
+    assert 'decision: <b>keep</b>' in b2.tiles[0].caption.value and b2.counter.value.startswith('reviewed <b>2</b>')
+    assert ReviewBrowser(ds, det, path).decisions == want
+    b1.decide(j, 'accept')  # the same sample again: the last write wins
+    assert load_decisions(path, ds) == {i: want[i], j: ('accept', int(det.suggested[j]))} == b1.decisions
+    assert (tmp_path/'d.csv.lock').exists() and not list(tmp_path.glob('.d.csv.*.tmp'))
+
+
+def test_undo_removes_only_its_own_position(detected, tmp_path):
+    ds, det = detected
+    path = tmp_path/'d.csv'
+    b1, b2 = ReviewBrowser(ds, det, path), ReviewBrowser(ds, det, path)
+    i, j = b1.tiles[0].pos, b1.tiles[1].pos
+    b1.decide(i, 'accept'); b2.decide(j, 'relabel', 7)
+    b1.undo(i)  # b1 never saw j before this
+    assert load_decisions(path, ds) == {j: ('relabel', 7)} == b1.decisions
+    assert b1.tiles[1].relabel.value == 7 and '<i>undecided</i>' in b1.tiles[0].caption.value
+    b2.undo(i)  # undoing an undecided sample changes nothing else
+    assert load_decisions(path, ds) == {j: ('relabel', 7)} == b2.decisions
+
+
+DECIDER = '''
+import sys, time
+from pathlib import Path
+from nlmn.data import inject_noise, synthetic_dataset
+from nlmn.review import ReviewBrowser
+from nlmn.simifeat import Detection
+folder, first = Path(sys.argv[1]), int(sys.argv[2])
+ds = inject_noise(synthetic_dataset(300, seed=0), 'instance', 0.3, seed=0)
+b = ReviewBrowser(ds, Detection.load(folder/'detection.npz'), folder/'decisions.csv', rows=1, cols=1)
+(folder/f'ready{first}').touch()
+while not (folder/'go').exists(): time.sleep(0.001)
+for pos in range(first, 100, 2): b.decide(pos, 'drop' if pos % 4 < 2 else 'keep')
+'''
+
+
+def test_two_processes_deciding_at_once_lose_nothing(detected, tmp_path):
+    "Two kernels on one run, each deciding 50 samples as fast as it can: all 100 decisions end up in the file."
+    import subprocess, sys, time
+    ds, det = detected
+    det.save(tmp_path/'detection.npz')
+    procs = [subprocess.Popen([sys.executable, '-c', DECIDER, str(tmp_path), str(first)]) for first in (0, 1)]
+    try:
+        deadline = time.time() + 120
+        while not all((tmp_path/f'ready{k}').exists() for k in (0, 1)):
+            assert all(p.poll() is None for p in procs) and time.time() < deadline, 'a deciding process died or hung before it started'
+            time.sleep(0.01)
+        (tmp_path/'go').touch()  # both start at the same moment
+        assert [p.wait(120) for p in procs] == [0, 0]
+    finally:
+        for p in procs:
+            if p.poll() is None: p.kill(); p.wait()
+    want = {pos: ('drop', None) if pos % 4 < 2 else ('keep', int(ds.noisy_labels[pos])) for pos in range(100)}
+    assert load_decisions(tmp_path/'decisions.csv', ds) == want
