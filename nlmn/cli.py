@@ -28,10 +28,11 @@ def data(source:str='synthetic', # 'synthetic', 'cifarn', a .npz file or a .csv 
          noise:str=None, # inject 'symmetric', 'pairflip' or 'instance' noise on top of the labels
          noise_rate:float=0.4, # rate of the injected noise
          seed:int=0, # seed of the synthetic images and the injected noise
+         difficulty:float=0., # synthetic images: 0 clear shapes … 1 faint shapes in heavy noise
          out:str=None, # folder to write noise.json and transition.png to
         ):
     "Print a dataset's size, classes and noise statistics (saved with --out)."
-    ds = load_dataset(source, label_set, label_file, root, download, n, noise=noise, noise_rate=noise_rate, seed=seed)
+    ds = load_dataset(source, label_set, label_file, root, download, n, noise=noise, noise_rate=noise_rate, seed=seed, difficulty=difficulty)
     print(ds)
     print('classes:', ', '.join(ds.classes) if ds.num_classes <= 20 else f"{ds.num_classes} ({', '.join(ds.classes[:5])}, ...)")
     if ds.clean_labels is None:
@@ -64,11 +65,14 @@ def run(source:str='synthetic', # 'synthetic' (the offline demo), 'cifarn', a .n
         label_file:str=None, # CIFAR-N style label file (local copy for cifarn; the labels of an npz with `index`)
         root:str='data', # CIFAR archive folder for 'cifarn'
         download:store_true=False, # cifarn: download CIFAR and the CIFAR-N labels when missing
-        n:int=None, # number of images (synthetic: default 3000; others: keep the first n)
+        n:int=None, # number of images (synthetic: default 2000; others: keep the first n)
         noise:str=None, # inject 'symmetric', 'pairflip' or 'instance' noise (synthetic: default instance; 'none' for none)
         noise_rate:float=0.4, # rate of the injected noise
         seed:int=0, # seed of the synthetic images and of the injected noise
         test:str=None, # test set (.npz or .csv with true labels); default: CIFAR's test batch, new synthetic images, or none
+        difficulty:float=None, # synthetic images: 0 clear shapes … 1 faint shapes in heavy noise (default: the demo's 0.5)
+        val_fraction:float=0., # hold out this share of the training images (their given labels) to choose epochs and settings on
+        baselines:store_true=False, # also train the CE baselines on the noisy and (when known) clean labels (the demo always does)
         preset:str=None, # paper-c10, paper-c100 (GPU), cpu, demo, cpu-tiny; default: demo for synthetic data, cpu otherwise
         overrides:Param('settings that replace the preset\'s, as stage.setting=value (e.g. pretrain.epochs=20 detect.threshold=0.5)', str, nargs='*')=None,
         decisions:str=None, # a review decisions CSV to apply before fine-tuning (copied into the run)
@@ -80,12 +84,13 @@ def run(source:str='synthetic', # 'synthetic' (the offline demo), 'cifarn', a .n
        ):
     "Run every stage of the pipeline into one run directory and write its report."
     synthetic = source == 'synthetic'
-    if synthetic: n, noise = n or 3000, noise or 'instance'
+    if synthetic: n, noise = n or 2000, noise or 'instance'
     noise = None if noise in (None, 'none') else noise
     preset = preset or ('demo' if synthetic else 'cpu')
-    spec = DataSpec(source, label_set, label_file, root, download, n, 10, noise, noise_rate, seed, test)
+    spec = DataSpec(source, label_set, label_file, root, download, n, 10, noise, noise_rate, seed, test,
+                    (0.5 if synthetic else 0.) if difficulty is None else difficulty, val_fraction)
     if out is None: out = 'runs/demo' if synthetic and preset == 'demo' else f"runs/{Path(source).stem}-{label_set or noise or 'labels'}-{preset}"
-    p = Pipeline(out, resolve_config(preset, spec, overrides), resume=resume, device=device, quiet=quiet)
+    p = Pipeline(out, resolve_config(preset, spec, overrides, baselines or None), resume=resume, device=device, quiet=quiet)
     if decisions is not None:
         load_decisions(decisions, p.train)  # check before copying
         dest = decisions_path(p.path)
@@ -129,9 +134,11 @@ def bench(images:str, # npz of images with an `index` into the label file
           first_n:int=None, # use only the first N images
           out:str='runs/bench', # folder of the run directories and the table
           overrides:Param('stage.setting=value overrides', str, nargs='*')=None,
+          seeds:int=1, # training seeds per label set (the table gives mean and min–max)
+          val_fraction:float=0.1, # training images held out with their noisy labels (the val-selected epoch)
           device:str=None, quiet:store_true=False):
     "Benchmark the pipeline against its baselines on real noisy labels."
-    pipeline_bench(images, label_file, test, list(label_sets), preset, first_n, out, overrides, device, quiet)
+    pipeline_bench(images, label_file, test, list(label_sets), preset, first_n, out, overrides, device, quiet, seeds, val_fraction)
 
 # %% ../nbs/10_cli.ipynb #6e8cf28f
 COMMANDS = dict(run=run, resume=resume, **STAGE_COMMANDS, bench=bench, data=data)

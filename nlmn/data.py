@@ -18,7 +18,8 @@ from .core import atomic_write, load_csv, save_npz
 __all__ = ['CIFARN_KEYS', 'CIFARN_URL', 'CIFARN_FILES', 'CIFAR_NORM', 'NORMALIZATIONS', 'NoisyDataset', 'synthetic_class_names',
            'synthetic_dataset', 'transition_matrix', 'noise_stats', 'plot_transition', 'inject_noise',
            'load_label_file', 'label_array', 'sha256sum', 'check_sha256', 'normalization_stats', 'cifarn_label_file',
-           'read_cifar', 'cifarn', 'cifar_test', 'write_fake_cifar', 'from_npz', 'from_folder', 'load_dataset']
+           'read_cifar', 'cifarn', 'cifar_test', 'write_fake_cifar', 'from_npz', 'from_folder', 'load_dataset',
+           'split_validation']
 
 # %% ../nbs/01_data.ipynb #743c98d0
 @dataclass(repr=False)
@@ -117,6 +118,7 @@ def synthetic_dataset(n:int=2000, # number of images
                       seed:int=0, # instance randomness (position, shade, noise); same seed, same images
                       balanced:bool=True, # equal class counts (else drawn uniformly at random)
                       name:str='synthetic',
+                      difficulty:float=0., # 0: clear shapes; 1: smaller, fainter shapes in heavy pixel noise, hues shared by neighbouring classes
                      ) -> NoisyDataset:
     "A learnable image dataset of coloured, textured shapes, with clean labels (noise is injected separately)."
     g = torch.Generator().manual_seed(seed)
@@ -125,18 +127,19 @@ def synthetic_dataset(n:int=2000, # number of images
     y = y[torch.randperm(n, generator=g)]
     lin = torch.linspace(-1, 1, size)
     yy, xx = torch.meshgrid(lin, lin, indexing='ij')
-    cx, cy, r = U(n, 1, 1, lo=-.3, hi=.3), U(n, 1, 1, lo=-.3, hi=.3), U(n, 1, 1, lo=.35, hi=.6)
+    d = float(difficulty)
+    cx, cy, r = U(n, 1, 1, lo=-.3, hi=.3), U(n, 1, 1, lo=-.3, hi=.3), U(n, 1, 1, lo=.35 - .15 * d, hi=.6 - .2 * d)
     dx, dy = xx[None] - cx, yy[None] - cy
     mask = torch.zeros(n, size, size, dtype=torch.bool)
     for s in range(5):  # one vectorised pass per shape family
         i = (y % 5 == s).nonzero().squeeze(1)
         if len(i): mask[i] = _shape_mask(s, dx[i], dy[i], r[i])
-    hue = (y.float() / num_classes + U(n, lo=-.25, hi=.25) / num_classes) % 1
-    fg = _hsv_to_rgb(hue, U(n, lo=.65, hi=1.), U(n, lo=.65, hi=1.))[:, :, None, None]
-    bg = _hsv_to_rgb(U(n), U(n, lo=0., hi=.3), U(n, lo=.1, hi=.5))[:, :, None, None]
+    hue = (y.float() / num_classes + U(n, lo=-.25 - 1.25 * d, hi=.25 + 1.25 * d) / num_classes) % 1
+    fg = _hsv_to_rgb(hue, U(n, lo=.65 - .3 * d, hi=1.), U(n, lo=.65 - .3 * d, hi=1.))[:, :, None, None]
+    bg = _hsv_to_rgb(U(n), U(n, lo=0., hi=.3 + .3 * d), U(n, lo=.1, hi=.5 + .2 * d))[:, :, None, None]
     freq = U(n, 1, 1, lo=6., hi=10.)
     stripes = torch.where(((y // 5) % 2 == 1)[:, None, None], 0.55 + 0.45 * (torch.sin(freq * (xx + yy)[None] * math.pi) > 0).float(), 1.)
-    img = torch.where(mask[:, None], fg * stripes[:, None], bg) + 0.06 * torch.randn(n, 3, size, size, generator=g)
+    img = torch.where(mask[:, None], fg * stripes[:, None], bg) + (0.06 + 0.19 * d) * torch.randn(n, 3, size, size, generator=g)
     images = (img.clamp(0, 1) * 255).round().to(torch.uint8)
     return NoisyDataset(images, y.clone(), synthetic_class_names(num_classes), clean_labels=y.clone(), name=name)
 
@@ -505,12 +508,28 @@ def load_dataset(source:str='synthetic', # 'synthetic', 'cifarn', a `.npz` file 
                  noise:str|None=None, # inject 'symmetric', 'pairflip' or 'instance' noise on top
                  noise_rate:float=0.4, # rate of the injected noise
                  seed:int=0, # seed of the synthetic images and of the injected noise
+                 difficulty:float=0., # synthetic images: 0 clear shapes … 1 faint shapes in heavy noise (see `synthetic_dataset`)
                 ) -> NoisyDataset:
     "A dataset named by strings, as the command line and presets give it."
-    if source == 'synthetic': ds = synthetic_dataset(n or 2000, num_classes, seed=seed)
+    if source == 'synthetic': ds = synthetic_dataset(n or 2000, num_classes, seed=seed, difficulty=difficulty)
     elif source == 'cifarn': ds = cifarn(root, label_set or 'worst', download, label_file)
     elif source.endswith('.npz'): ds = from_npz(source, label_file, (label_set or 'worst') if label_file else None)
     elif source.endswith('.csv'): ds = from_folder(source)
     else: raise ValueError(f"unknown dataset source {source!r}: expected 'synthetic', 'cifarn', a .npz file or a .csv file")
     if n is not None and source != 'synthetic' and n < len(ds): ds = ds.subset(torch.arange(n))
     return inject_noise(ds, noise, noise_rate, seed) if noise else ds
+
+# %% ../nbs/01_data.ipynb #4339a520
+def split_validation(ds:NoisyDataset, # the training set
+                     fraction:float, # share of the images to hold out, 0 ≤ fraction < 1
+                     seed:int=0, # seed of the (fixed) random choice
+                    ) -> tuple[NoisyDataset, NoisyDataset|None]:
+    "The training images that remain and the held-out validation images (None for `fraction` 0), labels as given."
+    if not 0 <= fraction < 1: raise ValueError(f"validation fraction {fraction!r}: expected 0 ≤ fraction < 1")
+    n_val = int(round(fraction * len(ds)))
+    if n_val == 0: return ds, None
+    if n_val >= len(ds) - 1: raise ValueError(f"{ds.name}: a validation fraction of {fraction} leaves {len(ds) - n_val} training images")
+    perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))
+    train, val = ds.subset(perm[n_val:].sort().values), ds.subset(perm[:n_val].sort().values)
+    train.name, val.name = ds.name, f'{ds.name}-val'
+    return train, val

@@ -18,7 +18,7 @@ from .core import (append_jsonl, autocast, check_resumable, get_device, load_tor
                        set_rng_state, to_plain, use_bf16)
 from .data import NORMALIZATIONS, NoisyDataset, normalization_stats
 from .augment import AUTOAUGMENT_POLICIES, Batches, no_augment, strong_augment, weak_augment
-from .models import create_model, load_weights
+from .models import create_model, data_init, load_weights
 from .review import ReviewedSplit, apply_decisions
 
 # %% auto #0
@@ -50,6 +50,7 @@ class FinetuneConfig:
     uda_confidence: float|None = None # UDA confidence masking: use only unlabeled samples whose weak max-prob ≥ this (off in the report)
     uda_temperature: float|None = None # UDA sharpening of the weak prediction, softmax(logits / T) (off in the report)
     tsa: str|None = None # training-signal annealing of the labeled loss: 'linear', 'log' or 'exp' (off in the report)
+    tta: bool = False # test accuracy from the mean logits of each image and its mirror image
     eval_batch_size: int = 512
     seed: int = 0
     precision: str = 'auto' # 'auto': bf16 autocast + channels-last where the hardware has bf16 (CUDA, AMX CPUs), else 'fp32'
@@ -70,6 +71,8 @@ FINETUNE_PRESETS = {
     # AMX CPUs) for speed
     'cpu': FinetuneConfig(arch='fastnet_tiny', lr=0.002, multiplier=10, warmup=1, epochs=12, extra_epochs=2, eta_min=None, batch_size=128, batch_unsup=64,
                           labeled_augment='weak', autoaugment='torchvision'),
+    # GPU, fast: the report's phase 2 (UDA policy, strong labeled view) on WhitenNet over 30 + 2 epochs, flip TTA; not yet timed on a GPU
+    'fast': FinetuneConfig(arch='whitenet', lr=0.0002, multiplier=10, warmup=2, epochs=30, extra_epochs=2, tta=True),
     # seconds-long runs for tests
     'cpu-tiny': FinetuneConfig(arch='fastnet_tiny', lr=0.002, multiplier=10, warmup=1, epochs=3, extra_epochs=1, eta_min=None, batch_size=64, batch_unsup=32, eval_batch_size=256),
 }
@@ -123,7 +126,8 @@ def tsa_threshold(progress:float, # fraction of training done, 0..1
 
 # %% ../nbs/08_finetune.ipynb #67b52a01
 class _Finetuner:
-    def __init__(self, ds:NoisyDataset, split:ReviewedSplit, cfg:FinetuneConfig, device, init:str|Path|dict|None, test:NoisyDataset|None):
+    def __init__(self, ds:NoisyDataset, split:ReviewedSplit, cfg:FinetuneConfig, device, init:str|Path|dict|None, test:NoisyDataset|None,
+                 val:NoisyDataset|None=None):
         self.cfg, self.device, self.K = cfg, device, ds.num_classes
         self.cuda, self.bf16 = device.type == 'cuda', use_bf16(cfg.precision, device)
         self.x = ds.images.to(device)
@@ -131,6 +135,7 @@ class _Finetuner:
         self.unl_idx = torch.from_numpy(np.flatnonzero(split.unlabeled)).to(device)
         self.y = torch.from_numpy(split.labels).long().to(device)
         self.test = None if test is None else (test.images.to(device), test.clean_labels.to(device))
+        self.val = None if val is None else (val.images.to(device), val.noisy_labels.to(device))  # its given labels
         for name, allowed in (('autoaugment', AUTOAUGMENT_POLICIES), ('normalization', NORMALIZATIONS)):
             if getattr(cfg, name) not in allowed: raise ValueError(f"finetune setting {name}={getattr(cfg, name)!r}: expected one of {', '.join(allowed)}")
         mean, std = normalization_stats(ds, cfg.normalization)
@@ -140,6 +145,7 @@ class _Finetuner:
         self.labeled_view = self.strong if cfg.labeled_augment == 'strong' else self.weak
         self.net = create_model(cfg.arch, self.K, ds.images.shape[1])
         if init is not None: load_weights(self.net, init)
+        else: data_init(self.net, self.plain(self.x[:5000]))  # training from scratch: fit the whitening, if any
         self.net = self.net.to(device)
         if self.bf16: self.net = self.net.to(memory_format=torch.channels_last)
         self.fwd = torch.compile(self.net) if cfg.compile else self.net
@@ -152,13 +158,16 @@ class _Finetuner:
     def autocast(self): return autocast(self.device, self.bf16)
 
     @torch.no_grad()
-    def test_accuracy(self) -> float|None:
-        if self.test is None: return None
+    def accuracy(self, data:tuple[Tensor, Tensor]|None) -> float|None:
+        "Accuracy on (images, labels), e.g. `self.test` or `self.val`."
+        if data is None: return None
         self.net.eval()
-        x, y = self.test
+        x, y = data
         correct = 0
         for s in range(0, len(x), self.cfg.eval_batch_size):
-            with self.autocast(): correct += (self.fwd(self.plain(x[s:s + self.cfg.eval_batch_size])).argmax(1) == y[s:s + self.cfg.eval_batch_size]).sum().item()
+            xb, yb = self.plain(x[s:s + self.cfg.eval_batch_size]), y[s:s + self.cfg.eval_batch_size]
+            with self.autocast(): logits = self.fwd(xb) + self.fwd(xb.flip(3)) if self.cfg.tta else self.fwd(xb)
+            correct += (logits.argmax(1) == yb).sum().item()
         return correct / len(x)
 
 # %% ../nbs/08_finetune.ipynb #c5b66f92
@@ -213,13 +222,14 @@ def finetune(ds:NoisyDataset, # the training set (noisy labels)
              resume:bool=True, # continue from `out`'s checkpoint
              stop_after:int|None=None, # stop after this epoch (resume continues)
              quiet:bool=False,
+             val:NoisyDataset|None=None, # held-out training images: accuracy on their given (noisy) labels per epoch
             ) -> dict:
     "Run stage 4 into `out`; returns the summary (last and best test accuracy, epochs, images/s)."
     out, device = Path(out), get_device(device)
     out.mkdir(parents=True, exist_ok=True)
     if len(split.labeled) != len(ds): raise ValueError(f"the split covers {len(split.labeled)} samples, the dataset {ds.name} has {len(ds)}")
     seed_everything(cfg.seed)
-    ft = _Finetuner(ds, split, cfg, device, init, test)
+    ft = _Finetuner(ds, split, cfg, device, init, test, val)
     ckpt_path, metrics_path = out/'checkpoint.pt', out/'metrics.jsonl'
     start, best, lr_frozen, history = 1, dict(acc=-1., epoch=0), None, []
     if resume and ckpt_path.exists():
@@ -234,7 +244,8 @@ def finetune(ds:NoisyDataset, # the training set (noisy labels)
         t0 = time.perf_counter()
         rec = dict(epoch=epoch) | _finetune_epoch(ft, epoch, lr_frozen, quiet)
         if epoch == cfg.epochs - 1: lr_frozen = finetune_lr(cfg.epochs - 1, cfg)  # the reference's last scheduler step; frozen from epoch `epochs` on
-        acc = ft.test_accuracy()
+        if (val_acc := ft.accuracy(ft.val)) is not None: rec['val_acc'] = val_acc
+        acc = ft.accuracy(ft.test)
         if acc is not None:
             rec['test_acc'] = acc
             if acc > best['acc']: best = dict(acc=acc, epoch=epoch); save_torch(out/'best.pt', ft.net.state_dict())
@@ -243,7 +254,8 @@ def finetune(ds:NoisyDataset, # the training set (noisy labels)
         save_torch(ckpt_path, dict(epoch=epoch, config=asdict(cfg), net=ft.net.state_dict(), opt=ft.opt.state_dict(), rng=rng_state(ft.gen),
                                    best=best, lr_frozen=lr_frozen, history=history))
         append_jsonl(metrics_path, rec)
-        log(f"epoch {epoch:3d} lr {rec['lr']:.2e} CE {rec['loss_sup']:.3f} KL {rec['loss_unsup']:.3f}" + (f" test {acc:.2%}" if acc is not None else '') + f"  {rec['train_images_per_s']:.0f} images/s", quiet)
+        log(f"epoch {epoch:3d} lr {rec['lr']:.2e} CE {rec['loss_sup']:.3f} KL {rec['loss_unsup']:.3f}" + (f" val {val_acc:.2%}" if val_acc is not None else '')
+            + (f" test {acc:.2%}" if acc is not None else '') + f"  {rec['train_images_per_s']:.0f} images/s", quiet)
         if stop_after is not None and epoch >= stop_after: return rec
     save_torch(out/'final.pt', ft.net.state_dict())
     last = read_jsonl(metrics_path)[-1]

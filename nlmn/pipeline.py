@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .core import RunDir, atomic_write, get_device, load_json, log, read_jsonl, save_csv, save_json, save_npz, load_npz
-from .data import NoisyDataset, cifar_test, from_folder, from_npz, load_dataset, noise_stats, plot_transition, synthetic_dataset
+from .data import NoisyDataset, cifar_test, from_folder, from_npz, load_dataset, noise_stats, plot_transition, split_validation, synthetic_dataset
 from .augment import no_augment
 from .models import create_model, load_weights
 from .pretrain import PretrainConfig, plot_pretrain, pretrain_config, pretrain as run_pretrain
@@ -26,8 +26,8 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['PIPELINE_PRESETS', 'STAGES', 'CONFIG_VERSION', 'GMM_ROW', 'DISAGREEMENT_ROW', 'CLEANLAB_ROW', 'REPORTED_STAGES',
-           'REPORT_ANCHORS', 'CE_ANCHORS', 'DIVIDEMIX_ANCHORS', 'DataSpec', 'load_data', 'resolve_config', 'Pipeline',
-           'flagged_grid', 'bench']
+           'REPORT_ANCHORS', 'CE_ANCHORS', 'DIVIDEMIX_ANCHORS', 'BENCH_COLUMNS', 'DataSpec', 'load_data',
+           'resolve_config', 'Pipeline', 'flagged_grid', 'seed_summary', 'bench']
 
 # %% ../nbs/09_pipeline.ipynb #fb36f0f5
 @dataclass
@@ -44,11 +44,15 @@ class DataSpec:
     noise_rate: float = 0.4 # rate of the injected noise
     seed: int = 0 # seed of the synthetic images and of the injected noise
     test: str|None = None # test set: .npz or .csv with true labels; default: CIFAR's test batch (cifarn), new synthetic images (synthetic), none otherwise
+    difficulty: float = 0. # synthetic only: 0 clear shapes … 1 faint shapes in heavy noise
+    val_fraction: float = 0. # hold out this share of the training images (noisy labels, fixed by `seed`) to choose settings and epochs on
 
-def load_data(spec:DataSpec) -> tuple[NoisyDataset, NoisyDataset|None]:
-    "The training set and the test set (None when there is none) of `spec`."
+def load_data(spec:DataSpec) -> tuple[NoisyDataset, NoisyDataset|None, NoisyDataset|None]:
+    "The training set, the validation split of it (None without `val_fraction`) and the test set (None when there is none) of `spec`."
     train = load_dataset(spec.source, spec.label_set, spec.label_file, spec.root, spec.download, spec.n, spec.num_classes,
-                         spec.noise, spec.noise_rate, spec.seed)
+                         spec.noise, spec.noise_rate, spec.seed, spec.difficulty)
+    train.norm = train.normalization  # measured on all the images, before the split, so every split sees the same
+    train, val = split_validation(train, spec.val_fraction, spec.seed)
     if spec.test is not None:
         if str(spec.test).endswith('.csv'):
             test = from_folder(spec.test)
@@ -59,11 +63,12 @@ def load_data(spec:DataSpec) -> tuple[NoisyDataset, NoisyDataset|None]:
                              f"training set's {tuple(train.images.shape[1:])} with {train.num_classes}")
         test.norm = train.normalization  # test images are normalised like the training images
     elif spec.source == 'synthetic':  # other images of the same classes; a seed no training run uses
-        test = synthetic_dataset(max(1000, (spec.n or 2000) // 4), spec.num_classes, seed=spec.seed + 10_000, name='synthetic-test')
+        test = synthetic_dataset(max(1000, (spec.n or 2000) // 4), spec.num_classes, seed=spec.seed + 10_000, name='synthetic-test',
+                                 difficulty=spec.difficulty)
         test.norm = train.normalization
     elif spec.source == 'cifarn': test = cifar_test(spec.root, 'cifar100' if (spec.label_set or '').endswith('100') else 'cifar10', spec.download)
     else: test = None
-    return train, test
+    return train, val, test
 
 # %% ../nbs/09_pipeline.ipynb #1c179212
 _REFERENCE_SIMIFEAT = dict(precision='fp32', hoc_iterate='last')  # SimiFeat's main_fast.py / hoc.py
@@ -77,14 +82,16 @@ PIPELINE_PRESETS = {
                        final_detect=dict(normalization='cifar10', **_REFERENCE_SIMIFEAT)),
     # CPU: FastNetTiny, a strict rule in stage 3 (see above); `cpu` is sized for 20,000 CIFAR images on 2 cores
     'cpu': dict(pretrain=('cpu', {}), finetune=('cpu', {}), detect=dict(threshold=0.2), final_detect={}),
-    # the offline demo (`nlmn run` with no dataset): 3,000 synthetic images in minutes
+    # GPU, fast: WhitenNet on all the images, the report's stage-3 rule (see the `fast` stage presets)
+    'fast': dict(pretrain=('fast', {}), finetune=('fast', {}), detect=dict(threshold=0.8), final_detect={}),
+    # the offline demo (`nlmn run` with no dataset): 2,000 hard synthetic images in minutes, with the CE baselines beside it
     'demo': dict(pretrain=('cpu', dict(warm_up=3, epochs=10, lr_decay_epoch=7, rampup=2)), finetune=('cpu', dict(epochs=5, extra_epochs=1)),
-                 detect=dict(threshold=0.5), final_detect={}),
+                 detect=dict(threshold=0.5), final_detect={}, baselines=True),
     # seconds: tests
     'cpu-tiny': dict(pretrain=('cpu-tiny', {}), finetune=('cpu-tiny', {}), detect=dict(threshold=0.5, rounds=5), final_detect=dict(rounds=5)),
 }
 STAGES = ('data', 'pretrain', 'features', 'detect', 'finetune', 'final_detect', 'report')
-CONFIG_VERSION = 2  # 2: pretrain.epochs counts epochs (1: the index of the last one), stage-3 precision, policy, HOC iterate
+CONFIG_VERSION = 3  # 3: data.val_fraction, baselines; 2: pretrain.epochs counts epochs (1: the index of the last one), stage-3 precision, policy, HOC iterate
 
 def _parse_value(text:str, current):
     "A command-line string as the type of the setting it replaces."
@@ -99,6 +106,7 @@ def _parse_value(text:str, current):
 def resolve_config(preset:str='demo', # a key of `PIPELINE_PRESETS`
                    data:DataSpec|None=None, # the data (default: `DataSpec()`)
                    overrides:list[str]|None=None, # 'stage.setting=value', e.g. 'pretrain.epochs=20', 'detect.threshold=0.5'
+                   baselines:bool|None=None, # `run` also trains the CE baselines (noisy and, when known, clean labels); default: the preset's
                   ) -> dict:
     "Every setting of a run: the preset's stage configurations with `overrides` applied, as a JSON-able dict."
     if preset not in PIPELINE_PRESETS: raise ValueError(f"unknown preset {preset!r}: expected one of {', '.join(PIPELINE_PRESETS)}")
@@ -114,7 +122,8 @@ def resolve_config(preset:str='demo', # a key of `PIPELINE_PRESETS`
         if setting not in cfg[stage]: raise ValueError(f"override {item!r}: {stage} has no setting {setting!r}; it has {', '.join(cfg[stage])}")
         cfg[stage][setting] = _parse_value(text, cfg[stage][setting])
     if not any(o.startswith('finetune.arch=') for o in overrides or []): cfg['finetune']['arch'] = cfg['pretrain']['arch']  # it fine-tunes net1
-    return json.loads(json.dumps(dict(version=CONFIG_VERSION, preset=preset, data=asdict(data or DataSpec()), **cfg)))
+    baselines = p.get('baselines', False) if baselines is None else baselines
+    return json.loads(json.dumps(dict(version=CONFIG_VERSION, preset=preset, data=asdict(data or DataSpec()), baselines=baselines, **cfg)))
 
 # %% ../nbs/09_pipeline.ipynb #d879d3bf
 def _diff(a:dict, b:dict, prefix:str='') -> list[str]:
@@ -153,7 +162,7 @@ class Pipeline:
                 raise ValueError(f"{self.path}: holds a run of another configuration ({'; '.join(diff[:4])}); continue it with `nlmn resume {self.path}` or choose another directory")
         elif self.path.exists() and any(self.path.iterdir()): raise ValueError(f"{self.path}: exists, is not empty and holds no config.json: not a run directory")
         self.config, self.spec = config, DataSpec(**config['data'])
-        self.train, self.test = load_data(self.spec)  # bad data fail here, before the run directory is touched
+        self.train, self.val, self.test = load_data(self.spec)  # bad data fail here, before the run directory is touched
         self.run_dir = RunDir(self.path)
         if not cfg_path.exists(): save_json(cfg_path, config)
 
@@ -201,7 +210,8 @@ def data(self:Pipeline) -> dict:
 @patch
 def _data(self:Pipeline, d:Path) -> dict:
     ds = self.train
-    res = dict(dataset=ds.name, n=len(ds), num_classes=ds.num_classes, test_n=None if self.test is None else len(self.test), noise_rate=ds.noise_rate)
+    res = dict(dataset=ds.name, n=len(ds), num_classes=ds.num_classes, val_n=None if self.val is None else len(self.val),
+               test_n=None if self.test is None else len(self.test), noise_rate=ds.noise_rate)
     if ds.clean_labels is not None:
         st = noise_stats(ds)
         save_json(d/'noise.json', dict(dataset=ds.name, classes=ds.classes, **st))
@@ -216,6 +226,13 @@ def _history_summary(history:list[dict], key:str='test_acc') -> dict:
     best = max(vals)
     return {f'{key}_last': vals[-1][0], f'{key}_best': best[0], f'{key}_best_epoch': best[1]}
 
+def _val_selected(history:list[dict]) -> dict:
+    "The test accuracy at the epoch of the best validation accuracy (the latest on a tie): what a user without test labels would keep."
+    rows = [r for r in history if r.get('val_acc') is not None and r.get('test_acc') is not None]
+    if not rows: return {}
+    pick = max(rows, key=lambda r: (r['val_acc'], r['epoch']))
+    return dict(test_acc_val_selected=pick['test_acc'], val_selected_epoch=pick['epoch'])
+
 @patch
 def pretrain(self:Pipeline) -> dict:
     "Stage 1: DivideMix into `pretrain/` (resumed epoch by epoch)."
@@ -227,13 +244,22 @@ def baseline_ce(self:Pipeline) -> dict:
     return self._stage('baseline_ce', lambda d: self._pretrain(d, 'ce'), ('data',))
 
 @patch
-def _pretrain(self:Pipeline, d:Path, method:str='dividemix') -> dict:
+def baseline_clean(self:Pipeline) -> dict:
+    "The ceiling: the CE baseline trained on the *clean* labels (benchmark data only), into `baseline_clean/`."
+    if self.train.clean_labels is None: raise ValueError(f"{self.path}: the clean labels are unknown, so there is no clean-label ceiling")
+    return self._stage('baseline_clean', lambda d: self._pretrain(d, 'ce', clean=True), ('data',))
+
+@patch
+def _pretrain(self:Pipeline, d:Path, method:str='dividemix', clean:bool=False) -> dict:
     from dataclasses import replace
     cfg = replace(PretrainConfig(**self.config['pretrain']), method=method)
-    last = run_pretrain(self.train, cfg, d, self.test, self.device, resume=True, quiet=self.quiet)
+    truth = lambda ds: None if ds is None else ds.with_labels(ds.clean_labels)
+    train, val = (truth(self.train), truth(self.val)) if clean else (self.train, self.val)
+    last = run_pretrain(train, cfg, d, self.test, self.device, resume=True, quiet=self.quiet, val=val)
     history = read_jsonl(d/'metrics.jsonl')
     _savefig(plot_pretrain(history, f'{self.train.name}: stage 1 ({method})'), d/'curves.png')
     res = dict(method=method, epochs=len(history), seconds=sum(r['seconds'] for r in history)) | _history_summary(history) | _history_summary(history, 'test_acc_net1')
+    res |= _history_summary(history, 'val_acc') | _val_selected(history)
     res |= {k: last[k] for k in ('precision1', 'recall1', 'auc1', 'labeled1', 'labeled2') if k in last}
     return res
 
@@ -365,8 +391,9 @@ def _finetune(self:Pipeline, d:Path) -> dict:
             raise ValueError(f"{d/'split.npz'}: this fine-tuning started from another split (the detection or the review decisions changed); run `nlmn finetune {self.path} --redo`")
     else: save_npz(d/'split.npz', labeled=split.labeled, labels=split.labels, unlabeled=split.unlabeled)
     res = run_finetune(self.train, split, FinetuneConfig(**self.config['finetune']), d, init=self.path/'pretrain'/'net1.pt', test=self.test,
-                   device=self.device, quiet=self.quiet)
+                       device=self.device, quiet=self.quiet, val=self.val)
     history = read_jsonl(d/'metrics.jsonl')
+    res |= _history_summary(history, 'val_acc') | _val_selected(history)
     _savefig(plot_finetune(history, f'{self.train.name}: stage 4 (fine-tuning)'), d/'curves.png')
     return res | dict(reviewed=reviewed, seconds=sum(r['seconds'] for r in history))
 
@@ -381,7 +408,7 @@ def _final_detect(self:Pipeline, d:Path) -> dict:
 
 # %% ../nbs/09_pipeline.ipynb #0e91e62e
 # (test accuracy %, final detection F1 %) of the report, and the public ResNet-34 CE and DivideMix accuracies (CIFAR-N paper)
-REPORTED_STAGES = ('data', 'baseline_ce') + STAGES[1:-1]  # the CE baseline runs beside stage 1 when asked (`bench`)
+REPORTED_STAGES = ('data', 'baseline_clean', 'baseline_ce') + STAGES[1:-1]  # the baselines run beside stage 1 when asked
 REPORT_ANCHORS = dict(aggre=(94.72, 78.62), rand1=(95.47, 90.59), worst=(94.29, 93.12), noisy100=(72.05, 80.91))
 CE_ANCHORS = dict(aggre=87.77, rand1=85.02, worst=77.69, noisy100=55.50)
 DIVIDEMIX_ANCHORS = dict(aggre=95.01, rand1=95.16, worst=92.56, noisy100=71.13)
@@ -404,15 +431,21 @@ def write_report(self:Pipeline) -> Path:
          f"SimiFeat {self.config['detect']['seed']}, finetune {self.config['finetune']['seed']} · configuration: `config.json`", '',
          '## Data', '']
     if data:
-        L.append(f"{data['dataset']}: {data['n']:,} training images, {data['num_classes']} classes; test set: " + (f"{data['test_n']:,} images" if data['test_n'] else 'none (no test accuracy)') + '.')
+        L.append(f"{data['dataset']}: {data['n']:,} training images" + (f" (and {data['val_n']:,} held out for validation, with their given labels)" if data.get('val_n') else '')
+                 + f", {data['num_classes']} classes; test set: " + (f"{data['test_n']:,} images" if data['test_n'] else 'none (no test accuracy)') + '.')
         L.append(f"Noise rate of the training labels: **{_pct(data['noise_rate'])} %**." if data['noise_rate'] is not None else 'Clean labels unknown: no noise rate, no detection scores.')
         if (self.path/'data'/'transition.png').exists(): L += ['', '![noise transition matrix](data/transition.png)']
-    L += ['', '## Test accuracy (%, as in the report\'s Table 1)', '', '| model | last epoch | best epoch |' + (' report (ResNet-34, full data, GPU) |' if ls else ''), '|---|---|---|' + ('---|' if ls else '')]
+    val = bool(data.get('val_n'))
+    L += ['', '## Test accuracy (%, as in the report\'s Table 1)', '',
+          '| model | last epoch |' + (' epoch chosen on validation |' if val else '') + ' best epoch (chosen on test: optimistic) |'
+          + (' report (ResNet-34, full data, GPU) |' if ls else ''), '|---|---|' + ('---|' if val else '') + '---|' + ('---|' if ls else '')]
     def row(name, sm, key, anchor=None):
         if key + '_last' not in sm and key != 'ft': return
         last, best = (sm.get('test_acc_last'), sm.get('test_acc_best')) if key == 'ft' else (sm[key + '_last'], sm[key + '_best'])
         epoch = sm.get('best_epoch') if key == 'ft' else sm.get(key + '_best_epoch')
-        L.append(f"| {name} | {_pct(last)} | {_pct(best)} (epoch {epoch}) |" + (f" {anchor} |" if ls else ''))
+        chosen = f" {_pct(sm.get('test_acc_val_selected'))} (epoch {sm.get('val_selected_epoch')}) |" if val and key != 'test_acc_net1' else (' – |' if val else '')
+        L.append(f"| {name} | {_pct(last)} |{chosen} {_pct(best)} (epoch {epoch}) |" + (f" {anchor} |" if ls else ''))
+    if 'baseline_clean' in s: row('clean-label CE: the ceiling (same net and epochs, true labels)', s['baseline_clean'], 'test_acc', '–' if ls else None)
     if 'baseline_ce' in s: row('CE baseline (same net and epochs)', s['baseline_ce'], 'test_acc', CE_ANCHORS.get(ls, '–') if ls else None)
     if 'pretrain' in s:
         row('stage 1: DivideMix, both nets (summed logits)', s['pretrain'], 'test_acc', DIVIDEMIX_ANCHORS.get(ls, '–') if ls else None)
@@ -459,8 +492,52 @@ def run(self:Pipeline, until:str|None=None, # stop after this stage (e.g. 'detec
     for st in STAGES:
         if st == 'report': self.report()
         else: getattr(self, st)()
+        if st == 'pretrain' and self.config.get('baselines'):  # beside stage 1: CE on the noisy labels and, when known, the clean ones
+            self.baseline_ce()
+            if self.train.clean_labels is not None: self.baseline_clean()
         if st == until: break
     return {st: self.summary(st) for st in STAGES if self.done(st)}
+
+# %% ../nbs/09_pipeline.ipynb #37a72d84
+BENCH_COLUMNS = dict(  # stable id → column title; accuracies in %, F1 in 0..1
+    label_set='label set', noise='noise %', ce='CE %', dividemix='DivideMix %', dividemix_net1='DivideMix net1 %',
+    pipeline='pipeline (last) %', pipeline_val='pipeline (val-selected epoch) %', clean_ce='clean-label CE %',
+    f1_simifeat='F1 SimiFeat (stage 3)', f1_simifeat_rank='F1 SimiFeat-R (majority)', f1_gmm='F1 GMM', f1_disagreement='F1 pred≠label',
+    f1_cleanlab='F1 cleanlab (in-sample)', f1_final='F1 final', min_ce='min CE', min_pretrain='min pretrain',
+    min_detect='min features+detect', min_finetune='min finetune', min_final_detect='min final detect', peak_rss_mb='peak RSS MB')
+
+def _seed_overrides(cfg:dict, offset:int) -> list[str]:
+    "Overrides that shift every training and detection seed of `cfg` by `offset` (the data and its validation split stay)."
+    return [f'{st}.seed={cfg[st]["seed"] + offset}' for st in ('pretrain', 'detect', 'finetune', 'final_detect')] if offset else []
+
+def _bench_row(label_set:str, s:dict, clean_ce:dict, rank_rule:str) -> dict:
+    "One bench row (keys of `BENCH_COLUMNS`) from a run's stage summaries."
+    pct = lambda v: None if v is None else 100 * v
+    det = {r['detector']: r['f1'] for r in s['detect'].get('detectors', [])}
+    return dict(label_set=label_set, noise=pct(s['data']['noise_rate']), ce=pct(s['baseline_ce'].get('test_acc_last')),
+                dividemix=pct(s['pretrain'].get('test_acc_last')), dividemix_net1=pct(s['pretrain'].get('test_acc_net1_last')),
+                pipeline=pct(s['finetune']['test_acc_last']), pipeline_val=pct(s['finetune'].get('test_acc_val_selected')),
+                clean_ce=pct(clean_ce.get('test_acc_last')), f1_simifeat=s['detect'].get('f1'), f1_simifeat_rank=det.get(rank_rule),
+                f1_gmm=det.get(GMM_ROW), f1_disagreement=det.get(DISAGREEMENT_ROW), f1_cleanlab=det.get(CLEANLAB_ROW),
+                f1_final=s['final_detect'].get('f1'), min_ce=s['baseline_ce']['seconds'] / 60, min_pretrain=s['pretrain']['seconds'] / 60,
+                min_detect=(s['features']['seconds'] + s['detect']['seconds']) / 60, min_finetune=s['finetune']['seconds'] / 60,
+                min_final_detect=s['final_detect']['seconds'] / 60, peak_rss_mb=max(v['peak_rss_mb'] for v in s.values()))
+
+def seed_summary(rows:list[dict], # bench rows (`BENCH_COLUMNS` keys), one per label set and seed
+                ) -> list[dict]:
+    "Per label set: the mean of every figure over its seeds and, with more than one, its range, as table cells."
+    out = []
+    for ls in dict.fromkeys(r['label_set'] for r in rows):
+        group = [r for r in rows if r['label_set'] == ls]
+        cell = dict(label_set=ls, seeds=len(group))
+        for k in BENCH_COLUMNS:
+            if k == 'label_set': continue
+            vals = [r[k] for r in group if r.get(k) is not None]
+            digits = 4 if k.startswith('f1') else (0 if k == 'peak_rss_mb' else 2)
+            f = lambda v: f'{v:.{digits}f}'
+            cell[k] = '–' if not vals else f(np.mean(vals)) + (f' ({f(min(vals))}–{f(max(vals))})' if len(vals) > 1 else '')
+        out.append(cell)
+    return out
 
 # %% ../nbs/09_pipeline.ipynb #5de797fe
 def bench(images:str, # npz of images with `index` into the label file (see `shared/data/README.md`)
@@ -469,40 +546,43 @@ def bench(images:str, # npz of images with `index` into the label file (see `sha
           label_sets:list[str]=('aggre', 'rand1', 'worst'), # noisy label sets to run
           preset:str='cpu', # pipeline preset
           first_n:int|None=None, # use only the first N images
-          out:str|Path='runs/bench', # one run directory per label set, plus `clean/` for the ceiling
+          out:str|Path='runs/bench', # one run directory per label set and seed, plus `clean…/` for the ceiling
           overrides:list[str]|None=None, # 'stage.setting=value'
-          device:str|None=None, quiet:bool=False) -> list[dict]:
-    "CE baseline, DivideMix alone, the full pipeline, the detectors and the clean-label ceiling per label set; saved as bench.csv and bench.md."
+          device:str|None=None, quiet:bool=False,
+          seeds:int=1, # training seeds per label set: mean and range of every figure
+          val_fraction:float=0.1, # training images held out, with their noisy labels, for the val-selected epoch
+         ) -> list[dict]:
+    "CE baseline, DivideMix alone, the full pipeline, the detectors and the clean-label ceiling per label set and seed; saved as bench.csv and bench.md."
     out = Path(out)
-    config = lambda ls: resolve_config(preset, DataSpec(source=str(images), label_set=ls, label_file=str(label_file), n=first_n, test=test), overrides)
+    def config(ls, offset=0):
+        spec = DataSpec(source=str(images), label_set=ls, label_file=str(label_file), n=first_n, test=test, val_fraction=val_fraction)
+        return resolve_config(preset, spec, (overrides or []) + _seed_overrides(resolve_config(preset, spec, overrides), offset))
+    run_dir = lambda ls, offset: out/(ls if offset == 0 else f'{ls}-seed{offset}')
     for ls in label_sets: config(ls)  # bad presets or overrides fail before anything runs
     rows, detector_tables = [], {}
-    ceiling = Pipeline(out/'clean', config('clean'), resume=True, device=device, quiet=quiet)
-    ceiling.data(); ce_clean = ceiling.baseline_ce()
-    for ls in label_sets:
-        p = Pipeline(out/ls, config(ls), resume=True, device=device, quiet=quiet)
-        s = p.run(until='final_detect'); s['baseline_ce'] = p.baseline_ce(); p.report()
-        det = {r['detector']: r['f1'] for r in s['detect'].get('detectors', [])}
-        detector_tables[ls] = s['detect'].get('detectors', []) + ([dict(detector=f"final: {s['final_detect']['rule']}", flagged=s['final_detect']['flagged'], precision=s['final_detect']['precision'],
-                                                                       recall=s['final_detect']['recall'], f1=s['final_detect']['f1'])] if 'f1' in s['final_detect'] else [])
-        rows.append({'label set': ls, 'noise %': _pct(s['data']['noise_rate']), 'CE %': _pct(s['baseline_ce'].get('test_acc_last')),
-                     'DivideMix %': _pct(s['pretrain'].get('test_acc_last')), 'DivideMix net1 %': _pct(s['pretrain'].get('test_acc_net1_last')),
-                     'pipeline (last) %': _pct(s['finetune']['test_acc_last']), 'pipeline (best) %': _pct(s['finetune']['test_acc_best']),
-                     'clean-label CE %': _pct(ce_clean.get('test_acc_last')),
-                     'F1 SimiFeat (stage 3)': s['detect'].get('f1'), 'F1 SimiFeat-R (majority)': det.get(_rule_name(p.config['detect'] | dict(method='rank', threshold=0.5))),
-                     'F1 GMM': det.get(GMM_ROW),
-                     'F1 pred≠label': det.get(DISAGREEMENT_ROW), 'F1 cleanlab (in-sample)': det.get(CLEANLAB_ROW),
-                     'F1 final': s['final_detect'].get('f1'),
-                     'min CE': s['baseline_ce']['seconds'] / 60, 'min pretrain': s['pretrain']['seconds'] / 60,
-                     'min features+detect': (s['features']['seconds'] + s['detect']['seconds']) / 60, 'min finetune': s['finetune']['seconds'] / 60,
-                     'min final detect': s['final_detect']['seconds'] / 60, 'peak RSS MB': max(v['peak_rss_mb'] for v in s.values())})
-    rows = [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]
+    for offset in range(seeds):
+        ceiling = Pipeline(run_dir('clean', offset), config('clean', offset), resume=True, device=device, quiet=quiet)
+        ceiling.data(); clean_ce = ceiling.baseline_ce()
+        for ls in label_sets:
+            p = Pipeline(run_dir(ls, offset), config(ls, offset), resume=True, device=device, quiet=quiet)
+            s = p.run(until='final_detect'); s['baseline_ce'] = p.baseline_ce(); p.report()
+            rows.append(dict(seed=offset) | _bench_row(ls, s, clean_ce, _rule_name(p.config['detect'] | dict(method='rank', threshold=0.5))))
+            if offset == 0:
+                fd = s['final_detect']
+                detector_tables[ls] = s['detect'].get('detectors', []) + ([dict(detector=f"final: {fd['rule']}", flagged=fd['flagged'],
+                                            precision=fd['precision'], recall=fd['recall'], f1=fd['f1'])] if 'f1' in fd else [])
     cfg = config(label_sets[0] if label_sets else 'clean')
-    head = (f"nlmn bench · {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {images} ({len(ceiling.train):,} images) + {Path(label_file).name}, test {test} · "
-            f"preset {preset} ({cfg['pretrain']['arch']}) · device {get_device(device)} · seeds: pretrain {cfg['pretrain']['seed']}, SimiFeat {cfg['detect']['seed']}, "
-            f"finetune {cfg['finetune']['seed']} · accuracy = test accuracy at the last epoch (DivideMix: both nets) unless marked best")
-    md = [head, '', format_table(rows, '.4f')] + sum(([f'', f'### Detectors, {ls}', '', format_table(t, '.4f')] for ls, t in detector_tables.items() if t), [])
-    save_csv(out/'bench.csv', [list(r.values()) for r in rows], list(rows[0]) if rows else [])
+    head = (f"nlmn bench · {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · {images} ({len(ceiling.train):,} training images, "
+            f"{len(ceiling.val) if ceiling.val else 0:,} held out for validation) + {Path(label_file).name}, test {test} · preset {preset} "
+            f"({cfg['pretrain']['arch']}) · device {get_device(device)} · {seeds} seed(s), offsets 0..{seeds - 1} from pretrain "
+            f"{cfg['pretrain']['seed']}, SimiFeat {cfg['detect']['seed']}, finetune {cfg['finetune']['seed']} · mean (min–max) over seeds · "
+            f"accuracy = test accuracy at the last epoch (DivideMix: both nets) unless marked val-selected")
+    titled = lambda table, keys: [{('seeds' if k == 'seeds' else BENCH_COLUMNS[k]): r[k] for k in keys} for r in table]
+    summary = seed_summary(rows)
+    md = [head, '', format_table(titled(summary, ['label_set', 'seeds'] + list(BENCH_COLUMNS)[1:]), '.4f')]
+    md += sum(([f'', f'### Detectors, {ls} (seed offset 0)', '', format_table(t, '.4f')] for ls, t in detector_tables.items() if t), [])
+    keys = ['seed'] + list(BENCH_COLUMNS)
+    save_csv(out/'bench.csv', [[r.get(k) for k in keys] for r in rows], keys)
     with atomic_write(out/'bench.md', 'w') as f: f.write('\n'.join(md) + '\n')
     log('\n'.join(md))
     return rows

@@ -18,7 +18,7 @@ from .core import (append_jsonl, autocast, check_resumable, get_device, load_tor
                        seed_everything, set_rng_state, to_plain, use_bf16)
 from .data import NoisyDataset
 from .augment import Batches, no_augment, weak_augment
-from .models import create_model
+from .models import create_model, data_init
 
 # %% auto #0
 __all__ = ['PRETRAIN_PRESETS', 'PretrainConfig', 'pretrain_config', 'sharpen', 'mixup', 'mix_coefficient', 'soft_ce',
@@ -34,8 +34,12 @@ class PretrainConfig:
     warm_up: int = 10 # epochs of plain CE on all labels before the first split
     epochs: int = 111 # epochs in all, warm-up included: 0..epochs-1 (reference: warm_up + 101, its range(num_epochs + 1))
     lr: float = 0.02 # SGD learning rate
-    lr_decay_epoch: int = 70 # lr/10 from this epoch on (reference: warm_up + 60)
+    lr_decay_epoch: int = 70 # 'step' schedule: lr/10 from this epoch on (reference: warm_up + 60)
+    lr_schedule: str = 'step' # 'step' (the reference), or 'linear': from lr down to 0 over all epochs, step by step
     momentum: float = 0.9
+    nesterov: bool = False # Nesterov momentum (the fast-CIFAR recipes)
+    label_smoothing: float = 0. # of the plain cross-entropy (warm-up, the CE baseline); the GMM's losses stay unsmoothed
+    tta: bool = False # test accuracy from the mean logits of each image and its mirror image
     weight_decay: float = 5e-4
     batch_size: int = 64 # labeled and unlabeled batch of a DivideMix step; warm-up uses twice this
     T: float = 0.5 # sharpening temperature
@@ -63,6 +67,10 @@ PRETRAIN_PRESETS = {
     # warm-up epochs 71.2 %, 18 warm-up epochs 72.4 %). MixUp α = 0.5 as DivideMix uses for its short schedules
     # (Clothing1M, WebVision): α = 4's heavy mixing held back the fit (worst, 8 DivideMix epochs: 58.2 % against 60.6 %)
     'cpu': PretrainConfig(arch='fastnet_tiny', warm_up=18, epochs=30, lr_decay_epoch=18, alpha=0.5, lambda_u=5., rampup=5),
+    # GPU, fast: WhitenNet (patch whitening, 2 M parameters, ~0.4 GFLOP per image, nlmn.models) on all 50,000 images,
+    # DivideMix's settings over a 60-epoch schedule, Nesterov momentum and flip TTA in the test accuracy. Not yet timed
+    # or scored on a GPU (no device was lent when it was written): a starting point, to be validated with `val_fraction`
+    'fast': PretrainConfig(arch='whitenet', warm_up=10, epochs=60, lr_decay_epoch=40, lr=0.05, nesterov=True, tta=True, batch_size=128),
     # seconds-long runs for tests and the offline demo
     'cpu-tiny': PretrainConfig(arch='fastnet_tiny', warm_up=2, epochs=5, lr_decay_epoch=4, lambda_u=5., rampup=2, batch_size=32, eval_batch_size=256),
 }
@@ -158,43 +166,48 @@ def co_divide(prob:np.ndarray, # clean probabilities, N
 # %% ../nbs/04_pretrain.ipynb #1dadbe9b
 class _Trainer:
     "Nets, optimizers and data of one pretraining run (one net for the CE baseline)."
-    def __init__(self, ds:NoisyDataset, cfg:PretrainConfig, device:torch.device, test:NoisyDataset|None=None):
+    def __init__(self, ds:NoisyDataset, cfg:PretrainConfig, device:torch.device, test:NoisyDataset|None=None, val:NoisyDataset|None=None):
         self.cfg, self.device, self.K = cfg, device, ds.num_classes
         self.x, self.y = ds.images.to(device), ds.noisy_labels.to(device)
         self.clean = None if ds.clean_labels is None else ds.clean_labels.cpu().numpy()
         self.test = None if test is None else (test.images.to(device), test.clean_labels.to(device))
+        self.val = None if val is None else (val.images.to(device), val.noisy_labels.to(device))  # its given labels
         mean, std = ds.normalization
         self.weak, self.plain = weak_augment(mean, std), no_augment(mean, std)
         self.bf16 = use_bf16(cfg.precision, device)
         self.nets = [self._net() for _ in range(1 if cfg.method == 'ce' else 2)]
-        self.opts = [torch.optim.SGD(n.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay) for n in self.nets]
+        self.opts = [torch.optim.SGD(n.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+                     for n in self.nets]
         self.fwd = [torch.compile(n) if cfg.compile else n for n in self.nets]
         # batch orders come from their own generators, so they survive a resume exactly
         self.warm_batches = Batches(len(self.x), 2 * cfg.batch_size, shuffle=True, seed=cfg.seed, device=device)
         self.batch_gen = torch.Generator().manual_seed(cfg.seed + 1)
 
     def _net(self):
-        net = create_model(self.cfg.arch, self.K, self.x.shape[1]).to(self.device)
+        net = data_init(create_model(self.cfg.arch, self.K, self.x.shape[1]).to(self.device), self.plain(self.x[:5000]))  # a sample fits a whitening
         return net.to(memory_format=torch.channels_last) if self.bf16 else net
 
     def autocast(self): return autocast(self.device, self.bf16)
 
-    def set_lr(self, epoch:int):
-        lr = self.cfg.lr / (10 if epoch >= self.cfg.lr_decay_epoch else 1)
+    def set_lr(self, epoch:float): # fractional for the 'linear' schedule: epoch + batch / batches
+        cfg = self.cfg
+        if cfg.lr_schedule == 'linear': lr = cfg.lr * max(0., 1 - epoch / cfg.epochs)
+        else: lr = cfg.lr / (10 if epoch >= cfg.lr_decay_epoch else 1)
         for o in self.opts:
             for g in o.param_groups: g['lr'] = lr
         return lr
 
 # %% ../nbs/04_pretrain.ipynb #829fe8b9
-def _warmup_epoch(tr:_Trainer, k:int, quiet:bool=True) -> dict:
+def _warmup_epoch(tr:_Trainer, k:int, epoch:int, quiet:bool=True) -> dict:
     "One epoch of cross-entropy on all samples for net `k`."
     net, fwd, opt = tr.nets[k], tr.fwd[k], tr.opts[k]
     net.train()
-    total, n = 0., 0
-    for idx in progress(tr.warm_batches, quiet, desc=f'warm-up net{k+1}', leave=False):
+    total, n, steps = 0., 0, len(tr.warm_batches)
+    for b, idx in enumerate(progress(tr.warm_batches, quiet, desc=f'warm-up net{k+1}', leave=False)):
+        if tr.cfg.lr_schedule != 'step': tr.set_lr(epoch + b / steps)
         with tr.autocast():
             logits = fwd(tr.weak(tr.x[idx]))
-            loss = F.cross_entropy(logits.float(), tr.y[idx])
+            loss = F.cross_entropy(logits.float(), tr.y[idx], label_smoothing=tr.cfg.label_smoothing)
             if tr.cfg.conf_penalty: loss = loss + neg_entropy(logits.float())
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
         total += loss.item() * len(idx); n += len(idx)
@@ -202,22 +215,23 @@ def _warmup_epoch(tr:_Trainer, k:int, quiet:bool=True) -> dict:
 
 # %% ../nbs/04_pretrain.ipynb #24339ea7
 @torch.no_grad()
-def _logits(tr:_Trainer, net:nn.Module, x:Tensor) -> Tensor:
-    "Logits of `net` (eval mode, no augmentation) for all of `x`, in large batches."
+def _logits(tr:_Trainer, net:nn.Module, x:Tensor, tta:bool=False) -> Tensor:
+    "Logits of `net` (eval mode, no augmentation; with `tta` the mean with the mirror images') for all of `x`, in large batches."
     net.eval()
     out = []
     for s in range(0, len(x), tr.cfg.eval_batch_size):
-        with tr.autocast(): out.append(net(tr.plain(x[s:s + tr.cfg.eval_batch_size])).float())
+        with tr.autocast():
+            xb = tr.plain(x[s:s + tr.cfg.eval_batch_size])
+            out.append((net(xb) + net(xb.flip(3))).float() / 2 if tta else net(xb).float())
     return torch.cat(out)
 
-def _test_accuracy(tr:_Trainer) -> dict:
-    "Test accuracy of the ensemble (summed logits) and of net1 alone."
-    if tr.test is None: return {}
-    x, y = tr.test
-    logits = [_logits(tr, n, x) for n in tr.fwd]
-    res = {'test_acc_net1': (logits[0].argmax(1) == y).float().mean().item()}
-    if len(logits) == 2: res['test_acc'] = ((logits[0] + logits[1]).argmax(1) == y).float().mean().item()
-    else: res['test_acc'] = res['test_acc_net1']
+def _accuracy(tr:_Trainer, data:tuple[Tensor, Tensor]|None, name:str) -> dict:
+    "Accuracy on `data` of the ensemble (summed logits), `name`, and of net1 alone, `name`_net1."
+    if data is None: return {}
+    x, y = data
+    logits = [_logits(tr, n, x, tr.cfg.tta) for n in tr.fwd]
+    res = {f'{name}_net1': (logits[0].argmax(1) == y).float().mean().item()}
+    res[name] = ((logits[0] + logits[1]).argmax(1) == y).float().mean().item() if len(logits) == 2 else res[f'{name}_net1']
     return res
 
 # %% ../nbs/04_pretrain.ipynb #3bfa8014
@@ -233,6 +247,7 @@ def _dividemix_epoch(tr:_Trainer, k:int, epoch:int, labeled:np.ndarray, w:np.nda
     net.train(); other.eval()
     sums = dict(Lx=0., Lu=0., penalty=0., loss=0.)
     for b, li in enumerate(progress(lab_batches, quiet, desc=f'dividemix net{k+1}', leave=False)):
+        if cfg.lr_schedule != 'step': tr.set_lr(epoch + b / num_iter)
         try: ui = next(unl_iter)
         except StopIteration: unl_iter = iter(unl_batches); ui = next(unl_iter)
         ix, iu = lab_idx[li], unl_idx[ui]
@@ -295,6 +310,7 @@ def pretrain(ds:NoisyDataset, # the noisy training set
              resume:bool=True, # continue from `out`'s checkpoint if there is one
              stop_after:int|None=None, # stop after this epoch (to split a run in pieces; resume continues)
              quiet:bool=False, # no progress bars or per-epoch lines
+             val:NoisyDataset|None=None, # held-out training images: accuracy on their given (noisy) labels per epoch
             ) -> dict:
     "Run stage 1 (DivideMix or the CE baseline) into `out`; returns the last epoch's metrics."
     out, device = Path(out), get_device(device)
@@ -303,7 +319,7 @@ def pretrain(ds:NoisyDataset, # the noisy training set
     if cfg.epochs < 1: raise ValueError(f"pretrain setting epochs={cfg.epochs}: expected a count of at least 1 (warm-up included)")
     if len(ds) < 4 * cfg.batch_size: raise ValueError(f"{ds.name}: {len(ds)} samples is too few for batch size {cfg.batch_size}")
     seed_everything(cfg.seed)
-    tr = _Trainer(ds, cfg, device, test)
+    tr = _Trainer(ds, cfg, device, test, val)
     ckpt_path, metrics_path, start, history = out/'checkpoint.pt', out/'metrics.jsonl', 0, []
     if resume and ckpt_path.exists():
         ckpt = load_torch(ckpt_path, device)
@@ -315,7 +331,7 @@ def pretrain(ds:NoisyDataset, # the noisy training set
         t0, rec = time.perf_counter(), dict(epoch=epoch, lr=tr.set_lr(epoch))
         if not dividemix or epoch < cfg.warm_up:
             rec['phase'] = 'warmup' if dividemix else 'ce'
-            for k in range(len(tr.nets)): rec |= _warmup_epoch(tr, k, quiet)
+            for k in range(len(tr.nets)): rec |= _warmup_epoch(tr, k, epoch, quiet)
         else:
             rec['phase'] = 'dividemix'
             probs, labeled = [], []
@@ -330,7 +346,7 @@ def pretrain(ds:NoisyDataset, # the noisy training set
             save_npz(out/'split.npz', prob1=probs[0], prob2=probs[1], labeled1=labeled[0], labeled2=labeled[1])
             rec |= _dividemix_epoch(tr, 0, epoch, labeled[1], probs[1], quiet)  # co-divide: net1 learns from net2's split
             rec |= _dividemix_epoch(tr, 1, epoch, labeled[0], probs[0], quiet)
-        rec |= _test_accuracy(tr)
+        rec |= _accuracy(tr, tr.val, 'val_acc') | _accuracy(tr, tr.test, 'test_acc')
         rec['seconds'] = time.perf_counter() - t0
         history.append(to_plain(rec))
         save_torch(ckpt_path, _state(tr, epoch) | dict(history=history))
@@ -344,6 +360,7 @@ def _epoch_line(r:dict) -> str:
     parts = [f"epoch {r['epoch']:3d} {r['phase']:9s} lr {r['lr']:.4g}"]
     if 'labeled1' in r: parts.append(f"labeled {r['labeled1']}/{r['labeled2']}")
     if 'precision1' in r: parts.append(f"split P {r['precision1']:.3f} R {r['recall1']:.3f} AUC {r['auc1']:.3f}")
+    if 'val_acc' in r: parts.append(f"val (noisy labels) {r['val_acc']:.2%}")
     if 'test_acc' in r: parts.append(f"test {r['test_acc']:.2%} (net1 {r['test_acc_net1']:.2%})")
     return '  '.join(parts + [f"{r['seconds']:.1f} s"])
 
@@ -381,8 +398,8 @@ def benchmark_pretrain(arch:str='fastnet', # backbone to time
     sync = lambda: torch.cuda.synchronize() if device.type == 'cuda' else None
     def timed(f):
         sync(); t = time.perf_counter(); r = f(); sync(); return time.perf_counter() - t, r
-    _warmup_epoch(tr, 0); _warmup_epoch(tr, 1)  # warm-up (and compilation) before timing
-    t_warm, _ = timed(lambda: _warmup_epoch(tr, 0))
+    _warmup_epoch(tr, 0, 0); _warmup_epoch(tr, 1, 0)  # warm-up (and compilation) before timing
+    t_warm, _ = timed(lambda: _warmup_epoch(tr, 0, 0))
     t_eval, logits = timed(lambda: _logits(tr, tr.fwd[0], tr.x))
     p = gmm_clean_prob(F.cross_entropy(logits, tr.y, reduction='none').cpu().numpy())
     lab, _ = co_divide(p, 0.5, cfg.batch_size)

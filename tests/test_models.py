@@ -1,9 +1,10 @@
-"The three backbones: sizes, features, reference checkpoints."
+"The backbones: sizes, features, reference checkpoints; the whitening net fitted to the data and resumable in DivideMix."
 import pytest, torch
 from nlmn.models import FastNet, PreActResNet18, ResNet34, count_params, create_model, load_weights
 
 
-@pytest.mark.parametrize('arch,params,dim', [('resnet34', 21_282_122, 512), ('preact_resnet18', 11_171_274, 512), ('fastnet', 288_746, 128)])
+@pytest.mark.parametrize('arch,params,dim', [('resnet34', 21_282_122, 512), ('preact_resnet18', 11_171_274, 512), ('fastnet', 288_746, 128),
+                                             ('whitenet', 1_972_514, 256), ('whitenet_small', 497_826, 128)])
 def test_sizes_and_features(arch, params, dim):
     m = create_model(arch, 10).eval()
     assert count_params(m) == params
@@ -25,3 +26,22 @@ def test_mismatched_checkpoint_names_keys(tmp_path):
     torch.save(PreActResNet18(10).state_dict(), tmp_path/'r18.pt')
     with pytest.raises(ValueError, match=r"r18\.pt: does not fit CifarResNet: missing keys \['layer1\.2"):
         load_weights(ResNet34(10), tmp_path/'r18.pt')
+
+
+def test_whitenet_is_fitted_to_the_data_and_resumes_in_dividemix(tmp_path):
+    from nlmn.augment import no_augment
+    from nlmn.core import load_torch
+    from nlmn.data import inject_noise, synthetic_dataset
+    from nlmn.models import data_init
+    from nlmn.pretrain import pretrain, pretrain_config
+    train = inject_noise(synthetic_dataset(300, seed=1), 'symmetric', 0.3, seed=1)
+    cfg = pretrain_config('cpu-tiny', arch='whitenet_small', warm_up=1, epochs=3)
+    pretrain(train, cfg, tmp_path/'whole', quiet=True)
+    pretrain(train, cfg, tmp_path/'pieces', quiet=True, stop_after=1)  # warm-up and one DivideMix epoch, then stop
+    assert not (tmp_path/'pieces'/'net2.pt').exists()
+    pretrain(train, cfg, tmp_path/'pieces', quiet=True)  # resumes at epoch 2
+    whole, pieces = (load_torch(tmp_path/d/'net2.pt') for d in ('whole', 'pieces'))
+    assert all(torch.equal(whole[k], pieces[k]) for k in whole)
+    fitted = data_init(create_model('whitenet_small', 10), no_augment(*train.normalization)(train.images))
+    assert torch.equal(whole['whiten.conv.weight'], fitted.whiten.conv.weight)  # fitted once, frozen while training
+    assert not torch.equal(whole['whiten.conv.weight'], create_model('whitenet_small', 10).whiten.conv.weight)

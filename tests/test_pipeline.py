@@ -70,3 +70,23 @@ def test_review_decisions_given_on_the_command_line_reach_fine_tuning(tmp_path):
     others = np.setdiff1d(np.arange(500), [drop, relabel, keep])
     assert np.array_equal(split['unlabeled'][others], det.flagged[others])  # undecided samples follow the detector
     assert load_json(out/'finetune'/'done.json')['reviewed'] == 3
+
+
+def test_baselines_and_a_validation_split_show_in_the_report(tmp_path):
+    "`--baselines` trains CE on the noisy and the clean labels beside stage 1; `--val_fraction` holds images out and picks epochs on them."
+    out = tmp_path/'run'
+    r = subprocess.run(NLMN + RUN + ['--out', str(out), '--baselines', '--val_fraction', '0.1'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert load_json(out/'data'/'done.json')['n'] == 450 and load_json(out/'data'/'done.json')['val_n'] == 50
+    clean, noisy = load_json(out/'baseline_clean'/'done.json'), load_json(out/'baseline_ce'/'done.json')
+    assert clean['epochs'] == noisy['epochs'] == 7
+    ce_clean, ce_noisy = read_jsonl(out/'baseline_clean'/'metrics.jsonl'), read_jsonl(out/'baseline_ce'/'metrics.jsonl')
+    assert ce_clean[-1]['warmup_loss1'] < ce_noisy[-1]['warmup_loss1']  # the true labels are easier to fit than 40 % noise
+    assert all(0 <= h['val_acc'] <= 1 for h in ce_clean)
+    ft = load_json(out/'finetune'/'done.json')
+    chosen = max(read_jsonl(out/'finetune'/'metrics.jsonl'), key=lambda h: (h['val_acc'], h['epoch']))
+    assert (ft['val_selected_epoch'], ft['test_acc_val_selected']) == (chosen['epoch'], chosen['test_acc'])
+    report = (out/'report.md').read_text()
+    for row in ('| clean-label CE: the ceiling', '| CE baseline', '| stage 1: DivideMix, both nets', '| stage 4: net1 fine-tuned'):
+        assert row in report, row
+    assert 'epoch chosen on validation' in report and 'held out for validation' in report
