@@ -58,6 +58,9 @@ def _print_summary(p:Pipeline):
     if 'finetune' in s: print(f"stage 4 fine-tuned: test accuracy {pct(s['finetune'].get('test_acc_last'))} (last epoch), {pct(s['finetune'].get('test_acc_best'))} (best, epoch {s['finetune']['best_epoch']})")
     if 'final_detect' in s: print(f"final detection: {s['final_detect']['flagged']:,} flagged" + (f", F1 {s['final_detect']['f1']:.4f}" if 'f1' in s['final_detect'] else ''))
     if 'report' in s: print(f"report: {s['report']['path']}")
+    if 'detect' in s and 'finetune' not in s:  # stopped for the review: say how to go on
+        print(f"next: review the flagged images in JupyterLab with `from nlmn.pipeline import Pipeline; Pipeline('{p.path}').review()` "
+              f"(nbs/07_review.ipynb), then fine-tune with their decisions: nlmn resume {p.path}")
 
 @call_parse
 def run(source:str='synthetic', # 'synthetic' (the offline demo), 'cifarn', a .npz of images or a .csv of path,label

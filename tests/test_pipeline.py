@@ -53,7 +53,9 @@ def test_review_decisions_given_on_the_command_line_reach_fine_tuning(tmp_path):
     from nlmn.review import save_decisions
     from nlmn.simifeat import Detection
     out = tmp_path/'run'
-    assert subprocess.run(NLMN + RUN + ['--out', str(out), '--until', 'detect']).returncode == 0
+    r = subprocess.run(NLMN + RUN + ['--out', str(out), '--until', 'detect'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"Pipeline('{out}').review()" in r.stdout and f"nlmn resume {out}" in r.stdout  # the next step, spelled out
     det = Detection.load(out/'detect'/'detection.npz')
     ds = Pipeline(out).train  # the run's data, as its config.json describes it
     flagged, kept = np.flatnonzero(det.flagged), np.flatnonzero(~det.flagged)
