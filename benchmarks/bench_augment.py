@@ -1,6 +1,7 @@
 "Throughput of the augmentation pipelines of `nlmn.augment` on random CIFAR-sized uint8 batches"
 import argparse
-from nlmn.augment import AUTOAUGMENT_POLICIES, augment_throughput, no_augment, weak_augment, simifeat_augment, strong_augment
+from nlmn.augment import (AUTOAUGMENT_POLICIES, augment_throughput, no_augment, weak_augment, simifeat_augment,
+                          strong_augment)
 import torch  # after nlmn, which sets OMP_WAIT_POLICY before torch loads OpenMP
 
 PIPELINES = {
@@ -21,9 +22,11 @@ if __name__ == "__main__":
     print(f"{'pipeline':<30} {'batch':>6} {'images/s':>10}")
     for name, aug in PIPELINES.items():
         for bs in args.batch_sizes:
-            print(f"{name:<30} {bs:>6} {augment_throughput(aug, args.n, bs, device=args.device):>10,.0f}")
+            rate = augment_throughput(aug, n=args.n, batch_size=bs, device=args.device)
+            print(f"{name:<30} {bs:>6} {rate:>10,.0f}")
     print(f"\nstrong view (AutoAugment+crop+flip+Cutout16), images/s by AutoAugment policy")
     print(f"{'batch':>6} " + " ".join(f"{p:>12}" for p in AUTOAUGMENT_POLICIES))
     for bs in args.batch_sizes:
-        rates = [augment_throughput(strong_augment(policy=p), args.n, bs, device=args.device) for p in AUTOAUGMENT_POLICIES]
+        rates = [augment_throughput(strong_augment(policy=p), n=args.n, batch_size=bs, device=args.device)
+                 for p in AUTOAUGMENT_POLICIES]
         print(f"{bs:>6} " + " ".join(f"{r:>12,.0f}" for r in rates))

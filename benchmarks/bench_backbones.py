@@ -38,8 +38,9 @@ def main():
     for name in args.trials:
         cfg = pretrain_config('cpu', method='ce', warm_up=0, **TRIALS[name])
         t = time.perf_counter()
-        with tempfile.TemporaryDirectory() as d: last = pretrain(train, cfg, d, val, quiet=True, resume=False)
-        rows.append(dict(trial=name, val_acc=round(100 * last['test_acc'], 2), minutes=round((time.perf_counter() - t) / 60, 2)))
+        with tempfile.TemporaryDirectory() as d: last = pretrain(train, cfg, d, test=val, quiet=True, resume=False)
+        rows.append(dict(trial=name, val_acc=round(100 * last['test_acc'], 2),
+                         minutes=round((time.perf_counter() - t) / 60, 2)))
         print(json.dumps(rows[-1]), flush=True)
     print(f"\n| trial | val acc ({args.val_labels} labels, %) | minutes |\n|---|---|---|")
     for r in rows: print(f"| {r['trial']} | {r['val_acc']:.2f} | {r['minutes']:.2f} |")

@@ -35,7 +35,8 @@ LOOP = textwrap.dedent("""
     for _ in range(3): step()
     t = time.perf_counter()
     for _ in range(steps): step()
-    wait = os.environ.get('OMP_WAIT_POLICY') or (f"GOMP_SPINCOUNT={os.environ['GOMP_SPINCOUNT']}" if 'GOMP_SPINCOUNT' in os.environ else 'default')
+    wait = os.environ.get('OMP_WAIT_POLICY') or (f"GOMP_SPINCOUNT={os.environ['GOMP_SPINCOUNT']}"
+                                                 if 'GOMP_SPINCOUNT' in os.environ else 'default')
     print(f"{128 * steps / (time.perf_counter() - t):.0f} {wait}")
 """)
 
@@ -58,17 +59,21 @@ def measure(start:str, case:str, threads:int, steps:int, precision:str) -> tuple
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--steps', type=int, default=60, help='training steps of batch 128 per measurement')
-    ap.add_argument('--precision', nargs='+', default=['fp32', 'bf16'], help='fp32 and/or bf16 (autocast + channels-last)')
+    ap.add_argument('--precision', nargs='+', default=['fp32', 'bf16'],
+                    help='fp32 and/or bf16 (autocast + channels-last)')
     ap.add_argument('--threads', type=int, default=os.cpu_count(), help='torch threads (default: all cores)')
     a = ap.parse_args()
-    print(f"FastNetTiny training steps, batch 128, {a.steps} steps, {a.threads} torch threads, {os.cpu_count()} cores; images/s")
-    print(f"| precision | start | OpenMP wait | alone | after UMAP | one busy process | slowdown when busy |\n|---|---|---|---|---|---|---|")
+    print(f"FastNetTiny training steps, batch 128, {a.steps} steps, {a.threads} torch threads, {os.cpu_count()} cores;"
+          " images/s")
+    print(f"| precision | start | OpenMP wait | alone | after UMAP | one busy process | slowdown when busy |\n"
+          "|---|---|---|---|---|---|---|")
     for precision in a.precision:
         for start in ('torch-default', 'nlmn', 'passive'):
-            res = {case: measure(start, case, a.threads, a.steps, precision) for case in ('alone', 'after-umap', 'busy')}
+            res = {case: measure(start, case, a.threads, a.steps, precision)
+                   for case in ('alone', 'after-umap', 'busy')}
             alone = res['alone'][0]
-            print(f"| {precision} | {start} | {res['alone'][1]} | {alone:,.0f} | {res['after-umap'][0]:,.0f} | {res['busy'][0]:,.0f} | "
-                  f"{alone / res['busy'][0]:.1f}× |", flush=True)
+            print(f"| {precision} | {start} | {res['alone'][1]} | {alone:,.0f} | {res['after-umap'][0]:,.0f} | "
+                  f"{res['busy'][0]:,.0f} | {alone / res['busy'][0]:.1f}× |", flush=True)
 
 
 if __name__ == '__main__': main()

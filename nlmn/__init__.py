@@ -9,6 +9,7 @@ import os as _os, sys as _sys
 if 'OMP_WAIT_POLICY' not in _os.environ and 'GOMP_SPINCOUNT' not in _os.environ:
     if 'torch' in _sys.modules:
         import warnings as _warnings
-        _warnings.warn("nlmn: torch was imported before nlmn, so its OpenMP threads spin-wait; on a busy CPU training can run "
-                       "several times slower. Import nlmn first, or set GOMP_SPINCOUNT=1000 before starting Python.", stacklevel=2)
+        _warnings.warn("nlmn: torch was imported before nlmn, so its OpenMP threads spin-wait; on a busy CPU training "
+                       "can run several times slower. Import nlmn first, or set GOMP_SPINCOUNT=1000 before starting "
+                       "Python.", stacklevel=2)
     else: _os.environ['GOMP_SPINCOUNT'] = '1000'

@@ -9,9 +9,10 @@ from pathlib import Path
 
 from fastcore.script import Param, anno_parser, call_parse, store_true
 
+import nlmn.pipeline  # `nlmn.pipeline.bench`, beside the `bench` command
 from .core import atomic_write, log, save_json
-from .data import load_dataset, noise_stats, plot_transition
-from .pipeline import STAGES, DataSpec, Pipeline, resolve_config, bench as pipeline_bench
+from .data import DataSpec, data_options, load_data, noise_stats, plot_transition
+from .pipeline import STAGES, Pipeline, resolve_config
 from .review import decisions_path, load_decisions
 
 # %% auto #0
@@ -19,86 +20,83 @@ __all__ = ['STAGE_COMMANDS', 'COMMANDS', 'data', 'run', 'resume', 'bench', 'main
 
 # %% ../nbs/10_cli.ipynb #fe623c62
 @call_parse
-def data(source:str='synthetic', # 'synthetic', 'cifarn', a .npz file or a .csv of path,label
-         label_set:str=None, # CIFAR-N label set: aggre, rand1, rand2, rand3, worst, clean, noisy100, clean100
-         label_file:str=None, # CIFAR-N style label file (local copy, or the labels of an npz with `index`)
-         root:str='data', # CIFAR archive folder for 'cifarn'
-         download:store_true=False, # download CIFAR and the CIFAR-N labels when missing
-         n:int=None, # number of images (synthetic size, or keep the first n)
-         noise:str=None, # inject 'symmetric', 'pairflip' or 'instance' noise on top of the labels
-         noise_rate:float=0.4, # rate of the injected noise
-         seed:int=0, # seed of the synthetic images and the injected noise
-         difficulty:float=0., # synthetic images: 0 clear shapes … 1 faint shapes in heavy noise
-         out:str=None, # folder to write noise.json and transition.png to
-        ):
-    "Print a dataset's size, classes and noise statistics (saved with --out)."
-    ds = load_dataset(source, label_set, label_file, root, download, n, noise=noise, noise_rate=noise_rate, seed=seed, difficulty=difficulty)
+@data_options
+def data(out:str=None, # folder to write noise.json and transition.png to
+         **kwargs):
+    "Print a dataset's size, classes and noise statistics (saved with --out); synthetic data as `nlmn run` makes them."
+    ds, val, test = load_data(DataSpec(**kwargs).demo_defaults())
     print(ds)
-    print('classes:', ', '.join(ds.classes) if ds.num_classes <= 20 else f"{ds.num_classes} ({', '.join(ds.classes[:5])}, ...)")
+    if val is not None or test is not None:
+        size = lambda d: f"{len(d) if d else 0:,}"
+        print(f"held out for validation: {size(val)} images; test set: {size(test)} images")
+    classes = ', '.join(ds.classes) if ds.num_classes <= 20 else f"{ds.num_classes} ({', '.join(ds.classes[:5])}, ...)"
+    print('classes:', classes)
     if ds.clean_labels is None:
         print('clean labels unknown: no noise statistics'); return ds
     st = noise_stats(ds)
-    print(f"noise rate {st['noise_rate']:.2%}; per clean class: " + ', '.join(f"{c} {r:.1%}" for c, r in zip(ds.classes[:20], st['per_class_rate'])))
-    if out:
-        import matplotlib; matplotlib.use('Agg')
-        out = Path(out)
-        save_json(out/'noise.json', dict(dataset=ds.name, n=len(ds), classes=ds.classes, **st))
-        ax = plot_transition(st['transition'], ds.classes, title=f"{ds.name}: {st['noise_rate']:.1%} noisy")
-        ax.figure.savefig(out/'transition.png', dpi=120, bbox_inches='tight')
-        print(f"wrote {out/'noise.json'} and {out/'transition.png'}")
+    rates = ', '.join(f"{c} {r:.1%}" for c, r in zip(ds.classes[:20], st['per_class_rate']))
+    print(f"noise rate {st['noise_rate']:.2%}; per clean class: {rates}")
+    if out: _save_noise(Path(out), ds, st)
     return ds
+
+def _save_noise(out:Path, ds, st:dict):
+    import matplotlib; matplotlib.use('Agg')
+    save_json(out/'noise.json', dict(dataset=ds.name, n=len(ds), classes=ds.classes, **st))
+    ax = plot_transition(st['transition'], ds.classes, title=f"{ds.name}: {st['noise_rate']:.1%} noisy")
+    ax.figure.savefig(out/'transition.png', dpi=120, bbox_inches='tight')
+    print(f"wrote {out/'noise.json'} and {out/'transition.png'}")
 
 # %% ../nbs/10_cli.ipynb #711c3fad
 def _print_summary(p:Pipeline):
     "The headline figures of a run."
     s = {st: p.summary(st) for st in STAGES if p.done(st)}
     pct = lambda v: '–' if v is None else f'{100 * v:.2f} %'
-    if 'pretrain' in s: print(f"stage 1 DivideMix: test accuracy {pct(s['pretrain'].get('test_acc_last'))} (last epoch, both nets)")
-    if 'detect' in s: print(f"stage 3 SimiFeat: {s['detect']['flagged']:,} flagged" + (f", F1 {s['detect']['f1']:.4f}" if 'f1' in s['detect'] else ''))
-    if 'finetune' in s: print(f"stage 4 fine-tuned: test accuracy {pct(s['finetune'].get('test_acc_last'))} (last epoch), {pct(s['finetune'].get('test_acc_best'))} (best, epoch {s['finetune']['best_epoch']})")
-    if 'final_detect' in s: print(f"final detection: {s['final_detect']['flagged']:,} flagged" + (f", F1 {s['final_detect']['f1']:.4f}" if 'f1' in s['final_detect'] else ''))
+    f1 = lambda sm: f", F1 {sm['f1']:.4f}" if 'f1' in sm else ''
+    if 'pretrain' in s:
+        print(f"stage 1 DivideMix: test accuracy {pct(s['pretrain'].get('test_acc_last'))} (last epoch, both nets)")
+    if 'detect' in s: print(f"stage 3 SimiFeat: {s['detect']['flagged']:,} flagged{f1(s['detect'])}")
+    if 'finetune' in s:
+        ft = s['finetune']
+        print(f"stage 4 fine-tuned: test accuracy {pct(ft.get('test_acc_last'))} (last epoch), "
+              f"{pct(ft.get('test_acc_best'))} (best, epoch {ft['best_epoch']})")
+    if 'final_detect' in s: print(f"final detection: {s['final_detect']['flagged']:,} flagged{f1(s['final_detect'])}")
     if 'report' in s: print(f"report: {s['report']['path']}")
     if 'detect' in s and 'finetune' not in s:  # stopped for the review: say how to go on
-        print(f"next: review the flagged images in JupyterLab with `from nlmn.pipeline import Pipeline; Pipeline('{p.path}').review()` "
-              f"(nbs/07_review.ipynb), then fine-tune with their decisions: nlmn resume {p.path}")
+        print(f"next: review the flagged images in JupyterLab with `from nlmn.pipeline import Pipeline; "
+              f"Pipeline('{p.path}').review()` (nbs/07_review.ipynb), then fine-tune with their decisions: "
+              f"nlmn resume {p.path}")
+
+def _copy_decisions(p:Pipeline, decisions:str):
+    "Copy a review decisions CSV into the run, after checking it against the run's data."
+    load_decisions(decisions, p.train)  # check before copying
+    dest = decisions_path(p.path)
+    if dest.exists() and dest.read_bytes() != Path(decisions).read_bytes():
+        raise ValueError(f"{dest}: the run has other review decisions already; edit that file instead")
+    with atomic_write(dest, 'wb') as f: f.write(Path(decisions).read_bytes())
 
 @call_parse
-def run(source:str='synthetic', # 'synthetic' (the offline demo), 'cifarn', a .npz of images or a .csv of path,label
-        label_set:str=None, # CIFAR-N label set: aggre, rand1, rand2, rand3, worst, noisy100
-        label_file:str=None, # CIFAR-N style label file (local copy for cifarn; the labels of an npz with `index`)
-        root:str='data', # CIFAR archive folder for 'cifarn'
-        download:store_true=False, # cifarn: download CIFAR and the CIFAR-N labels when missing
-        n:int=None, # number of images (synthetic: default 2000; others: keep the first n)
-        noise:str=None, # inject 'symmetric', 'pairflip' or 'instance' noise (synthetic: default instance; 'none' for none)
-        noise_rate:float=0.4, # rate of the injected noise
-        seed:int=0, # seed of the synthetic images and of the injected noise
-        test:str=None, # test set (.npz or .csv with true labels); default: CIFAR's test batch, new synthetic images, or none
-        difficulty:float=None, # synthetic images: 0 clear shapes … 1 faint shapes in heavy noise (default: the demo's 0.5)
-        val_fraction:float=0., # hold out this share of the training images (their given labels) to choose epochs and settings on
-        baselines:store_true=False, # also train the CE baselines on the noisy and (when known) clean labels (the demo always does)
-        preset:str=None, # paper-c10, paper-c100 (GPU), cpu, demo, cpu-tiny; default: demo for synthetic data, cpu otherwise
-        overrides:Param('settings that replace the preset\'s, as stage.setting=value (e.g. pretrain.epochs=20 detect.threshold=0.5)', str, nargs='*')=None,
+@data_options
+def run(preset:str=None, # paper-c10, paper-c100, fast (GPU), cpu, demo, cpu-tiny; default: demo (synthetic), else cpu
+        overrides:Param("settings that replace the preset's, as stage.setting=value (e.g. pretrain.epochs=20)",
+                        str, nargs='*')=None,
+        baselines:store_true=False, # also train the CE baselines on the noisy and clean labels (the demo always does)
         decisions:str=None, # a review decisions CSV to apply before fine-tuning (copied into the run)
         out:str=None, # run directory (default runs/demo, or runs/<data>-<label set>-<preset>)
         resume:store_true=False, # continue the run in `out` (same data and settings)
         until:str=None, # stop after this stage: data, pretrain, features, detect, finetune, final_detect
         device:str=None, # cuda, mps or cpu (default: the best available)
         quiet:store_true=False, # no progress bars or per-epoch lines
-       ):
-    "Run every stage of the pipeline into one run directory and write its report."
-    synthetic = source == 'synthetic'
-    if synthetic: n, noise = n or 2000, noise or 'instance'
-    noise = None if noise in (None, 'none') else noise
+        **kwargs):
+    "Run every stage of the pipeline into one run directory and write its report (synthetic data: the offline demo)."
+    spec = DataSpec(**kwargs).demo_defaults()
+    synthetic = spec.source == 'synthetic'
     preset = preset or ('demo' if synthetic else 'cpu')
-    spec = DataSpec(source, label_set, label_file, root, download, n, 10, noise, noise_rate, seed, test,
-                    (0.5 if synthetic else 0.) if difficulty is None else difficulty, val_fraction)
-    if out is None: out = 'runs/demo' if synthetic and preset == 'demo' else f"runs/{Path(source).stem}-{label_set or noise or 'labels'}-{preset}"
-    p = Pipeline(out, resolve_config(preset, spec, overrides, baselines or None), resume=resume, device=device, quiet=quiet)
-    if decisions is not None:
-        load_decisions(decisions, p.train)  # check before copying
-        dest = decisions_path(p.path)
-        if dest.exists() and dest.read_bytes() != Path(decisions).read_bytes(): raise ValueError(f"{dest}: the run has other review decisions already; edit that file instead")
-        with atomic_write(dest, 'wb') as f: f.write(Path(decisions).read_bytes())
+    if out is None:
+        out = ('runs/demo' if synthetic and preset == 'demo' else
+               f"runs/{Path(spec.source).stem}-{spec.label_set or spec.noise or 'labels'}-{preset}")
+    cfg = resolve_config(preset, spec, overrides=overrides, baselines=baselines or None)
+    p = Pipeline(out, cfg, resume=resume, device=device, quiet=quiet)
+    if decisions is not None: _copy_decisions(p, decisions)
     log(f"run directory {p.path} (preset {preset}, {p.train})", quiet)
     p.run(until)
     _print_summary(p)
@@ -107,7 +105,9 @@ def run(source:str='synthetic', # 'synthetic' (the offline demo), 'cifarn', a .n
 @call_parse
 def resume(run_dir:str, # the run directory
            until:str=None, # stop after this stage
-           device:str=None, quiet:store_true=False):
+           device:str=None, # cuda, mps or cpu (default: the best available)
+           quiet:store_true=False, # no progress bars or per-epoch lines
+          ):
     "Continue a run: the stages that have not finished, in order, from the last completed epoch."
     p = Pipeline(run_dir, device=device, quiet=quiet)
     p.run(until); _print_summary(p)
@@ -115,7 +115,7 @@ def resume(run_dir:str, # the run directory
 def _stage_command(stage:str):
     "The `nlmn STAGE RUN_DIR` command of one stage."
     def command(run_dir:str, # the run directory
-                redo:store_true=False, # run the stage again: its old folder and those of later stages move to RUN_DIR/_old/
+                redo:store_true=False, # run the stage again: its folder and those of later stages move to RUN_DIR/_old/
                 device:str=None, # cuda, mps or cpu (default: the best available)
                 quiet:store_true=False, # no progress bars or per-epoch lines
                ):
@@ -139,9 +139,13 @@ def bench(images:str, # npz of images with an `index` into the label file
           overrides:Param('stage.setting=value overrides', str, nargs='*')=None,
           seeds:int=1, # training seeds per label set (the table gives mean and min–max)
           val_fraction:float=0.1, # training images held out with their noisy labels (the val-selected epoch)
-          device:str=None, quiet:store_true=False):
+          device:str=None, # cuda, mps or cpu (default: the best available)
+          quiet:store_true=False, # no progress bars or per-epoch lines
+         ):
     "Benchmark the pipeline against its baselines on real noisy labels."
-    pipeline_bench(images, label_file, test, list(label_sets), preset, first_n, out, overrides, device, quiet, seeds, val_fraction)
+    nlmn.pipeline.bench(images, label_file, test=test, label_sets=list(label_sets), preset=preset, first_n=first_n,
+                        out=out, overrides=overrides, seeds=seeds, val_fraction=val_fraction, device=device,
+                        quiet=quiet)
 
 # %% ../nbs/10_cli.ipynb #6e8cf28f
 COMMANDS = dict(run=run, resume=resume, **STAGE_COMMANDS, bench=bench, data=data)

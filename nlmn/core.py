@@ -4,9 +4,9 @@
 
 # %% ../nbs/00_core.ipynb #5293f28b
 from __future__ import annotations
-import contextlib, csv, json, os, random, tempfile
+import contextlib, csv, dataclasses, json, os, random, tempfile, time
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -14,21 +14,28 @@ import torch
 # %% auto #0
 __all__ = ['PRECISIONS', 'get_device', 'native_bf16', 'use_bf16', 'autocast', 'seed_everything', 'rng_state', 'set_rng_state',
            'atomic_write', 'save_npz', 'load_npz', 'save_json', 'load_json', 'append_jsonl', 'read_jsonl', 'to_plain',
-           'resume_log', 'check_resumable', 'save_csv', 'load_csv', 'save_torch', 'load_torch', 'RunDir', 'progress',
-           'log']
+           'resume_log', 'check_resumable', 'preset_config', 'save_csv', 'load_csv', 'save_torch', 'load_torch',
+           'RunDir', 'progress', 'log', 'set_lr', 'train_epochs']
 
 # %% ../nbs/00_core.ipynb #926c705a
 def get_device(device:str|torch.device|None=None, # 'cuda', 'cuda:1', 'mps', 'cpu'; None picks the best available
               ) -> torch.device:
     "The device to run on: `device` if given, else `$NLMN_DEVICE`, else CUDA, then MPS, then CPU."
     device = device or os.environ.get('NLMN_DEVICE')
-    if device is not None:
-        device = torch.device(device)
-        if device.type == 'cuda' and not torch.cuda.is_available(): raise RuntimeError(f"device {device} was asked for, but CUDA is not available")
-        return device
+    if device is not None: return _asked_device(device)
     if torch.cuda.is_available(): return torch.device('cuda')
-    if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
-    return torch.device('cpu')
+    return torch.device('mps' if _mps_available() else 'cpu')
+
+def _asked_device(device:str|torch.device) -> torch.device:
+    "`device` as a `torch.device`; CUDA on a machine without it is refused at once."
+    device = torch.device(device)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device} was asked for, but CUDA is not available")
+    return device
+
+def _mps_available() -> bool:
+    "Apple's Metal backend, present only in macOS builds of torch."
+    return getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()
 
 # %% ../nbs/00_core.ipynb #f60fac04
 PRECISIONS = ('auto', 'bf16', 'fp32')
@@ -44,7 +51,8 @@ def use_bf16(precision:str, # 'auto' (bf16 where it is native, else fp32), 'bf16
              device:torch.device, # where the run computes
             ) -> bool:
     "Whether a run with `precision` on `device` computes in bf16 autocast with channels-last tensors."
-    if precision not in PRECISIONS: raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     return precision == 'bf16' or (precision == 'auto' and native_bf16(device))
 
 def autocast(device:torch.device, # where the run computes
@@ -65,7 +73,7 @@ def seed_everything(seed:int, # the seed for Python, NumPy and torch (CPU and al
 # %% ../nbs/00_core.ipynb #3b8de7d8
 def rng_state(*gens:torch.Generator, # extra generators (e.g. the batch sampler's) to capture too
              ) -> dict:
-    "Every random state of the process (and of `gens`), as tensors and plain values that `weights_only` loading accepts."
+    "Every random state of the process (and of `gens`), as tensors and plain values `weights_only` loading accepts."
     py_version, py_state, py_gauss = random.getstate()
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     return dict(python=[py_version, list(py_state), py_gauss],
@@ -84,7 +92,8 @@ def set_rng_state(state:dict, # what `rng_state` returned
     np.random.set_state((np_name, np_keys.numpy().astype(np.uint32), np_pos, np_has_gauss, np_gauss))
     torch.set_rng_state(state['torch'])
     if state['cuda'] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state['cuda'])
-    if len(gens) != len(state['gens']): raise ValueError(f"the state holds {len(state['gens'])} generators, {len(gens)} were given")
+    if len(gens) != len(state['gens']):
+        raise ValueError(f"the state holds {len(state['gens'])} generators, {len(gens)} were given")
     for g, s in zip(gens, state['gens']): g.set_state(s)
 
 # %% ../nbs/00_core.ipynb #32442914
@@ -123,7 +132,8 @@ def save_npz(path:str|Path, # the `.npz` file
             ):
     "Atomically write `arrays` to an uncompressed `.npz`."
     arrays = {k: np.asarray(v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in arrays.items()}
-    if bad := [k for k, v in arrays.items() if v.dtype == object]: raise TypeError(f"{path}: arrays {bad} have dtype object, which would need pickle")
+    if bad := [k for k, v in arrays.items() if v.dtype == object]:
+        raise TypeError(f"{path}: arrays {bad} have dtype object, which would need pickle")
     with atomic_write(path) as f: np.savez(f, **arrays)
 
 def load_npz(path:str|Path, # the `.npz` file
@@ -163,15 +173,16 @@ def read_jsonl(path:str|Path) -> list[dict]:
 
 # %% ../nbs/00_core.ipynb #ce626ed7
 def to_plain(obj:Any) -> Any:
-    "`obj` with NumPy and torch values made plain Python ones, as JSON stores them (so checkpoints load with `weights_only`)."
+    "`obj` with NumPy and torch values made plain Python ones, as JSON stores them (so `weights_only` loads them)."
     return json.loads(json.dumps(obj, default=_json_default))
 
 def resume_log(path:str|Path, # the `.jsonl` log of the run
                history:list[dict]|None, # the records the checkpoint carries (None: an older checkpoint without them)
+               *,
                start:int, # the first epoch the resumed run will do
-               key:str='epoch',
+               key:str='epoch', # the records' epoch field
               ) -> list[dict]:
-    "The log of a run resumed at epoch `start`: the checkpoint's records (else the file's before `start`), written back atomically."
+    "The log of a run resumed at `start`: the checkpoint's records (else the file's before `start`), written back."
     if history is None: history = [r for r in read_jsonl(path) if r[key] < start]
     history = to_plain(history)
     with atomic_write(path, 'w') as f: f.write(''.join(json.dumps(r) + '\n' for r in history))
@@ -180,16 +191,32 @@ def resume_log(path:str|Path, # the `.jsonl` log of the run
 # %% ../nbs/00_core.ipynb #018dcaef
 def check_resumable(saved:dict, # the settings stored in the checkpoint
                     current:dict, # the settings of the run now
+                    *,
                     path:str|Path, # the checkpoint, for the message
                    ):
     "Raise unless a checkpoint made with `saved` settings may be continued with `current` ones."
     if saved == current: return
-    diff = {k: (saved.get(k), current.get(k)) for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)}
-    raise ValueError(f"{path}: the checkpoint was made with other settings {diff} (checkpoint, now); use another run directory")
+    diff = {k: (saved.get(k), current.get(k)) for k in sorted(set(saved) | set(current))
+            if saved.get(k) != current.get(k)}
+    raise ValueError(f"{path}: the checkpoint was made with other settings {diff} (checkpoint, now); "
+                     "use another run directory")
+
+# %% ../nbs/00_core.ipynb #324848ff
+def preset_config(presets:dict, # preset name → settings dataclass
+                  name:str, # the preset
+                  stage:str, # the stage's name, for messages
+                  **overrides, # fields of the dataclass
+                 ):
+    "The settings of preset `name` with `overrides` applied; unknown presets and fields are clear errors."
+    if name not in presets: raise ValueError(f"unknown {stage} preset {name!r}: expected one of {list(presets)}")
+    if bad := set(overrides) - {f.name for f in dataclasses.fields(presets[name])}:
+        raise ValueError(f"unknown {stage} setting(s) {sorted(bad)}")
+    return dataclasses.replace(presets[name], **overrides)
 
 # %% ../nbs/00_core.ipynb #a5b4dcef
 def save_csv(path:str|Path, # the `.csv` file
              rows:Iterable[Sequence], # the data rows
+             *,
              header:Sequence[str], # column names, written first
             ):
     "Atomically write a CSV file."
@@ -214,7 +241,9 @@ def load_torch(path:str|Path, # the `.pt` / `.pth` / `.pth.tar` file
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{path}: no such file")
     try: return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e: raise ValueError(f"{path}: not a torch file of tensors and plain values ({type(e).__name__}: {str(e).splitlines()[0]})") from e
+    except Exception as e:
+        why = f"{type(e).__name__}: {str(e).splitlines()[0]}"
+        raise ValueError(f"{path}: not a torch file of tensors and plain values ({why})") from e
 
 # %% ../nbs/00_core.ipynb #73f25ce0
 class RunDir:
@@ -237,10 +266,13 @@ class RunDir:
 
     def summary(self, name:str) -> dict:
         "The summary stage `name` recorded when it finished."
-        if not self.is_done(name): raise FileNotFoundError(f"{self.path/name/'done.json'}: stage '{name}' has not finished in this run")
+        if not self.is_done(name):
+            raise FileNotFoundError(f"{self.path/name/'done.json'}: stage '{name}' has not finished in this run")
         return load_json(self.path/name/'done.json')
 
-    def __repr__(self): return f"RunDir({str(self.path)!r}: done {[p.name for p in sorted(self.path.iterdir()) if (p/'done.json').exists()]})"
+    def __repr__(self):
+        done = [p.name for p in sorted(self.path.iterdir()) if (p/'done.json').exists()]
+        return f"RunDir({str(self.path)!r}: done {done})"
 
 # %% ../nbs/00_core.ipynb #ce16fae8
 def progress(it:Iterable, # what to iterate over
@@ -260,3 +292,61 @@ def log(msg:str, # the line to print
     if quiet: return
     from tqdm.auto import tqdm
     tqdm.write(msg)
+
+# %% ../nbs/00_core.ipynb #143e9de1
+def set_lr(opt:torch.optim.Optimizer, # the optimizer
+           lr:float, # the new learning rate of every parameter group
+          ) -> float:
+    "Set the learning rate of `opt`; returns it."
+    for g in opt.param_groups: g['lr'] = lr
+    return lr
+
+def _state_dicts(objects:dict) -> dict:
+    "name → state_dict (or list of them) of name → object (or list of objects)."
+    return {k: [o.state_dict() for o in v] if isinstance(v, (list, tuple)) else v.state_dict()
+            for k, v in objects.items()}
+
+def _load_state_dicts(objects:dict, states:dict):
+    "Load each object's state (or list of states) from `states`, by name."
+    for k, v in objects.items():
+        for o, s in zip(v, states[k]) if isinstance(v, (list, tuple)) else [(v, states[k])]: o.load_state_dict(s)
+
+def train_epochs(out:str|Path, # folder of checkpoint.pt and metrics.jsonl
+                 epoch_fn:Callable[[int], dict], # trains epoch `e` and returns its metrics
+                 epochs:range, # every epoch of the run, e.g. range(0, 30)
+                 *,
+                 objects:dict, # name → object (or list) with state_dict/load_state_dict: nets, optimizers, samplers
+                 config:dict, # the run's settings: a checkpoint made with other settings is refused
+                 gens:Sequence[torch.Generator]=(), # generators saved and restored with the process's random state
+                 carry:dict|None=None, # plain values that live across epochs (best accuracy...), restored in place
+                 resume:bool=True, # continue from `out`'s checkpoint if there is one
+                 stop_after:int|None=None, # stop after this epoch (resume continues)
+                 quiet:bool=False, # no progress bar or epoch lines
+                 desc:str='train', # the progress bar's label
+                 line:Callable[[dict], str]|None=None, # the epoch's log line from its record
+                 device:str|torch.device|None=None, # where a resumed checkpoint's tensors go
+                ) -> tuple[list[dict], bool]:
+    "Run `epoch_fn` over `epochs`, checkpointing after each; returns the metrics history and whether the run finished."
+    out, carry = Path(out), {} if carry is None else carry
+    ckpt_path, metrics_path = out/'checkpoint.pt', out/'metrics.jsonl'
+    start, history = epochs.start, []
+    if resume and ckpt_path.exists():
+        ckpt = load_torch(ckpt_path, device)
+        check_resumable(ckpt['config'], config, path=ckpt_path)
+        _load_state_dicts(objects, ckpt); set_rng_state(ckpt['rng'], *gens)
+        carry.update({k: ckpt[k] for k in carry})
+        start = ckpt['epoch'] + 1
+        history = resume_log(metrics_path, ckpt.get('history'), start=start)
+    elif metrics_path.exists(): metrics_path.unlink()  # a fresh run starts a fresh log
+    bar = dict(desc=desc, initial=start - epochs.start, total=len(epochs))
+    for epoch in progress(range(start, epochs.stop), quiet, **bar):
+        t0 = time.perf_counter()
+        rec = dict(epoch=epoch) | epoch_fn(epoch)
+        rec['seconds'] = time.perf_counter() - t0
+        history.append(to_plain(rec))
+        state = dict(epoch=epoch, config=config, rng=rng_state(*gens)) | _state_dicts(objects) | carry
+        save_torch(ckpt_path, state | dict(history=history))
+        append_jsonl(metrics_path, rec)
+        if line is not None: log(line(rec), quiet)
+        if stop_after is not None and epoch >= stop_after: return history, False
+    return history, True

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math, time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -14,16 +15,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import (append_jsonl, autocast, check_resumable, get_device, load_torch, log, progress, read_jsonl, resume_log, rng_state, save_torch, seed_everything,
-                       set_rng_state, to_plain, use_bf16)
+from .core import get_device, autocast, progress, read_jsonl, save_torch, seed_everything, set_lr, train_epochs
+from .core import preset_config, use_bf16
 from .data import NORMALIZATIONS, NoisyDataset, normalization_stats
-from .augment import AUTOAUGMENT_POLICIES, Batches, no_augment, strong_augment, weak_augment
+from .augment import AUTOAUGMENT_POLICIES, Augment, Batches, no_augment, strong_augment, weak_augment
 from .models import create_model, data_init, load_weights
+from .pretrain import eval_sets, predict_logits
 from .review import ReviewedSplit, apply_decisions
 
 # %% auto #0
 __all__ = ['FINETUNE_PRESETS', 'FinetuneConfig', 'finetune_config', 'finetune_lr', 'stratified_order', 'consistency_loss',
-           'tsa_threshold', 'finetune', 'plot_finetune', 'detect_with']
+           'tsa_threshold', 'FinetuneViews', 'finetune_views', 'finetune_epoch', 'finetune_net', 'finetune',
+           'plot_finetune', 'detect_with']
 
 # %% ../nbs/08_finetune.ipynb #f0d44569
 @dataclass
@@ -31,8 +34,8 @@ class FinetuneConfig:
     "Settings of stage 4 (CORES phase 2 / UDA)."
     arch: str = 'resnet34' # backbone (must match the pretrained net1)
     lr: float = 0.0002 # base learning rate: start of the warm-up and, in the report, the cosine's floor
-    multiplier: float = 10. # peak lr = lr × multiplier, reached after `warmup` epochs
-    warmup: int = 2 # epochs of linear warm-up
+    multiplier: float = 10. # peak lr = lr × multiplier, reached after `warm_up` epochs
+    warm_up: int = 2 # epochs of linear warm-up
     epochs: int = 110 # epochs of the warm-up + cosine schedule
     extra_epochs: int = 10 # epochs after it at the frozen lr (the report's code)
     eta_min: float|None = 0.0002 # floor of the cosine; None = lr (the report: eta_min = lr)
@@ -42,25 +45,28 @@ class FinetuneConfig:
     clip: float = 5. # gradient-norm clipping
     batch_size: int = 320 # labeled batch (stratified over classes)
     batch_unsup: int = 80 # unlabeled batch (each sample gives a weak and a strong view)
-    ratio_unsup: float = 0.4 # weight of the consistency loss
+    lambda_u: float = 0.4 # weight of the consistency loss (the report's ratio_unsup)
     cutout: int = 16
-    autoaugment: str = 'uda' # AutoAugment policy of the strong view: 'uda' (the report's UDA archive.py) or 'torchvision'
+    autoaugment: str = 'uda' # AutoAugment policy of the strong view: 'uda' (the report's UDA archive.py), 'torchvision'
     labeled_augment: str = 'strong' # view of the labeled samples: 'strong' (the report) or 'weak' (crop+flip)
     normalization: str = 'dataset' # 'dataset' statistics, or 'cifar10' (the report's phase 2, also for CIFAR-100)
-    uda_confidence: float|None = None # UDA confidence masking: use only unlabeled samples whose weak max-prob ≥ this (off in the report)
+    uda_threshold: float|None = None # UDA confidence masking: only unlabeled samples whose weak max-prob ≥ this count
+                                     # (off in the report)
     uda_temperature: float|None = None # UDA sharpening of the weak prediction, softmax(logits / T) (off in the report)
     tsa: str|None = None # training-signal annealing of the labeled loss: 'linear', 'log' or 'exp' (off in the report)
     tta: bool = False # test accuracy from the mean logits of each image and its mirror image
     eval_batch_size: int = 512
     seed: int = 0
-    precision: str = 'auto' # 'auto': bf16 autocast + channels-last where the hardware has bf16 (CUDA, AMX CPUs), else 'fp32'
+    precision: str = 'auto' # 'auto': bf16 autocast + channels-last where bf16 is native (CUDA, AMX CPUs), else 'fp32'
     compile: bool = False
 
 FINETUNE_PRESETS = {
     # the report's phase-2 configs (lmnl-submit confs/resnet34_c10_*_mv.yaml, resnet34_c100_noisy100_mv.yaml): UDA's
     # AutoAugment policy, fp32, and for CIFAR-100 the CIFAR-10 statistics, as its phase2/data.py normalises
-    'paper-c10': FinetuneConfig(lr=0.0002, multiplier=10, warmup=2, epochs=110, batch_unsup=80, ratio_unsup=0.4, precision='fp32'),
-    'paper-c100': FinetuneConfig(lr=0.0002, multiplier=20, warmup=10, epochs=140, batch_unsup=240, ratio_unsup=1.0, precision='fp32',
+    'paper-c10': FinetuneConfig(lr=0.0002, multiplier=10, warm_up=2, epochs=110, batch_unsup=80, lambda_u=0.4,
+                                precision='fp32'),
+    'paper-c100': FinetuneConfig(lr=0.0002, multiplier=20, warm_up=10, epochs=140, batch_unsup=240, lambda_u=1.0,
+                                 precision='fp32',
                                  normalization='cifar10'),
     # CPU: the small net and a short schedule of the same shape with peak lr 0.02 (floor 0.002), the labeled samples
     # weakly augmented: FastNetTiny cannot fit AutoAugment + Cutout (its train CE stays near 0.86). Measured from the
@@ -69,28 +75,31 @@ FINETUNE_PRESETS = {
     # (strong, 25+5 epochs) / 71.0 % (weak, peak 0.002); rand1 with the true split (an oracle detector) 73.3 %. These
     # figures were measured with torchvision's AutoAugment magnitudes, which the preset keeps; precision 'auto' (bf16 on
     # AMX CPUs) for speed
-    'cpu': FinetuneConfig(arch='fastnet_tiny', lr=0.002, multiplier=10, warmup=1, epochs=12, extra_epochs=2, eta_min=None, batch_size=128, batch_unsup=64,
+    'cpu': FinetuneConfig(arch='fastnet_tiny', lr=0.002, multiplier=10, warm_up=1, epochs=12, extra_epochs=2,
+                          eta_min=None, batch_size=128, batch_unsup=64,
                           labeled_augment='weak', autoaugment='torchvision'),
-    # GPU, fast: the report's phase 2 (UDA policy, strong labeled view) on WhitenNet over 30 + 2 epochs, flip TTA; not yet timed on a GPU
-    'fast': FinetuneConfig(arch='whitenet', lr=0.0002, multiplier=10, warmup=2, epochs=30, extra_epochs=2, tta=True),
+    # GPU, fast: the report's phase 2 (UDA policy, strong labeled view) on WhitenNet over 30 + 2 epochs, flip TTA; not
+    # yet timed on a GPU
+    'fast': FinetuneConfig(arch='whitenet', lr=0.0002, multiplier=10, warm_up=2, epochs=30, extra_epochs=2, tta=True),
     # seconds-long runs for tests
-    'cpu-tiny': FinetuneConfig(arch='fastnet_tiny', lr=0.002, multiplier=10, warmup=1, epochs=3, extra_epochs=1, eta_min=None, batch_size=64, batch_unsup=32, eval_batch_size=256),
+    'cpu-tiny': FinetuneConfig(arch='fastnet_tiny', lr=0.002, multiplier=10, warm_up=1, epochs=3, extra_epochs=1,
+                               eta_min=None, batch_size=64, batch_unsup=32, eval_batch_size=256),
 }
 
-def finetune_config(preset:str='paper-c10', **overrides) -> FinetuneConfig:
+def finetune_config(preset:str='paper-c10', # a key of `FINETUNE_PRESETS`
+                    **overrides, # any `FinetuneConfig` field
+                   ) -> FinetuneConfig:
     "The configuration of a named preset, with `overrides` applied."
-    if preset not in FINETUNE_PRESETS: raise ValueError(f"unknown finetune preset {preset!r}: expected one of {list(FINETUNE_PRESETS)}")
-    if bad := set(overrides) - set(FinetuneConfig.__dataclass_fields__): raise ValueError(f"unknown finetune setting(s) {sorted(bad)}")
-    return replace(FINETUNE_PRESETS[preset], **overrides)
+    return preset_config(FINETUNE_PRESETS, preset, 'finetune', **overrides)
 
 # %% ../nbs/08_finetune.ipynb #c0402373
 def finetune_lr(t:float, # fractional epoch, 0-based: epoch − 1 + step / steps
                 cfg:FinetuneConfig) -> float:
     "Learning rate at fractional epoch `t`: linear warm-up, then cosine to eta_min."
     peak, floor = cfg.lr * cfg.multiplier, cfg.lr if cfg.eta_min is None else cfg.eta_min
-    if t < cfg.warmup: return cfg.lr + (peak - cfg.lr) * t / cfg.warmup
-    span = max(cfg.epochs - cfg.warmup, 1)
-    return floor + (peak - floor) * (1 + math.cos(math.pi * min(t - cfg.warmup, span) / span)) / 2
+    if t < cfg.warm_up: return cfg.lr + (peak - cfg.lr) * t / cfg.warm_up
+    span = max(cfg.epochs - cfg.warm_up, 1)
+    return floor + (peak - floor) * (1 + math.cos(math.pi * min(t - cfg.warm_up, span) / span)) / 2
 
 # %% ../nbs/08_finetune.ipynb #1e7ab13e
 def stratified_order(labels:Tensor, # labels of the labeled samples
@@ -106,15 +115,17 @@ def stratified_order(labels:Tensor, # labels of the labeled samples
     return torch.argsort(pos + torch.rand(len(labels), generator=gen, dtype=torch.float64) * 1e-9)
 
 # %% ../nbs/08_finetune.ipynb #59706813
-def consistency_loss(logits_weak:Tensor, logits_strong:Tensor, # B×K each
-                     confidence:float|None=None, # mask threshold on the weak max-probability
+def consistency_loss(logits_weak:Tensor, # B×K logits of the weak views
+                     logits_strong:Tensor, # B×K logits of the strong views of the same images
+                     *,
+                     threshold:float|None=None, # confidence mask: only samples whose weak max-probability ≥ this
                      temperature:float|None=None, # sharpen the weak target: softmax(logits / T)
                     ) -> Tensor:
     "Mean over the batch of KL(p_weak ‖ p_strong), p_weak detached (masked entries count as zero)."
     weak = logits_weak.detach()
     p_weak = (weak / temperature).softmax(1) if temperature else weak.softmax(1)
     kl = F.kl_div(logits_strong.log_softmax(1), p_weak, reduction='none').sum(1)
-    if confidence is not None: kl = kl * (weak.softmax(1).max(1).values >= confidence).float()
+    if threshold is not None: kl = kl * (weak.softmax(1).max(1).values >= threshold).float()
     return kl.mean()
 
 def tsa_threshold(progress:float, # fraction of training done, 0..1
@@ -125,142 +136,169 @@ def tsa_threshold(progress:float, # fraction of training done, 0..1
     return alpha * (1 - 1 / num_classes) + 1 / num_classes
 
 # %% ../nbs/08_finetune.ipynb #67b52a01
-class _Finetuner:
-    def __init__(self, ds:NoisyDataset, split:ReviewedSplit, cfg:FinetuneConfig, device, init:str|Path|dict|None, test:NoisyDataset|None,
-                 val:NoisyDataset|None=None):
-        self.cfg, self.device, self.K = cfg, device, ds.num_classes
-        self.cuda, self.bf16 = device.type == 'cuda', use_bf16(cfg.precision, device)
-        self.x = ds.images.to(device)
-        self.lab_idx = torch.from_numpy(np.flatnonzero(split.labeled))
-        self.unl_idx = torch.from_numpy(np.flatnonzero(split.unlabeled)).to(device)
-        self.y = torch.from_numpy(split.labels).long().to(device)
-        self.test = None if test is None else (test.images.to(device), test.clean_labels.to(device))
-        self.val = None if val is None else (val.images.to(device), val.noisy_labels.to(device))  # its given labels
-        for name, allowed in (('autoaugment', AUTOAUGMENT_POLICIES), ('normalization', NORMALIZATIONS)):
-            if getattr(cfg, name) not in allowed: raise ValueError(f"finetune setting {name}={getattr(cfg, name)!r}: expected one of {', '.join(allowed)}")
-        mean, std = normalization_stats(ds, cfg.normalization)
-        self.strong = replace(strong_augment(mean, std, policy=cfg.autoaugment), cutout=cfg.cutout)
-        self.weak, self.plain = weak_augment(mean, std), no_augment(mean, std)
-        if cfg.labeled_augment not in ('strong', 'weak'): raise ValueError(f"labeled_augment {cfg.labeled_augment!r}: expected 'strong' or 'weak'")
-        self.labeled_view = self.strong if cfg.labeled_augment == 'strong' else self.weak
-        self.net = create_model(cfg.arch, self.K, ds.images.shape[1])
-        if init is not None: load_weights(self.net, init)
-        else: data_init(self.net, self.plain(self.x[:5000]))  # training from scratch: fit the whitening, if any
-        self.net = self.net.to(device)
-        if self.bf16: self.net = self.net.to(memory_format=torch.channels_last)
-        self.fwd = torch.compile(self.net) if cfg.compile else self.net
-        self.opt = torch.optim.SGD(self.net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
-        self.gen = torch.Generator().manual_seed(cfg.seed)
-        self.steps = len(self.lab_idx) // cfg.batch_size
-        if self.steps == 0: raise ValueError(f"{ds.name}: {len(self.lab_idx)} labeled samples is fewer than one batch of {cfg.batch_size}")
-        self.unl_batches = Batches(len(self.unl_idx), cfg.batch_unsup, shuffle=True, drop_last=True, device=device, gen=self.gen) if len(self.unl_idx) >= cfg.batch_unsup else None
+class FinetuneViews(NamedTuple):
+    "The augmentations of stage 4."
+    labeled: Augment # the view of the kept samples
+    weak: Augment # the removed samples' target view
+    strong: Augment # the removed samples' trained view
+    plain: Augment # evaluation
 
-    def autocast(self): return autocast(self.device, self.bf16)
-
-    @torch.no_grad()
-    def accuracy(self, data:tuple[Tensor, Tensor]|None) -> float|None:
-        "Accuracy on (images, labels), e.g. `self.test` or `self.val`."
-        if data is None: return None
-        self.net.eval()
-        x, y = data
-        correct = 0
-        for s in range(0, len(x), self.cfg.eval_batch_size):
-            xb, yb = self.plain(x[s:s + self.cfg.eval_batch_size]), y[s:s + self.cfg.eval_batch_size]
-            with self.autocast(): logits = self.fwd(xb) + self.fwd(xb.flip(3)) if self.cfg.tta else self.fwd(xb)
-            correct += (logits.argmax(1) == yb).sum().item()
-        return correct / len(x)
+def finetune_views(ds:NoisyDataset, # the training set (its statistics, for normalization='dataset')
+                   cfg:FinetuneConfig, # autoaugment, cutout, labeled_augment, normalization
+                  ) -> FinetuneViews:
+    "The views `cfg` asks for, after checking its choices."
+    for name, allowed in (('autoaugment', AUTOAUGMENT_POLICIES), ('normalization', NORMALIZATIONS)):
+        if getattr(cfg, name) not in allowed:
+            raise ValueError(f"finetune setting {name}={getattr(cfg, name)!r}: expected one of {', '.join(allowed)}")
+    if cfg.labeled_augment not in ('strong', 'weak'):
+        raise ValueError(f"labeled_augment {cfg.labeled_augment!r}: expected 'strong' or 'weak'")
+    mean, std = normalization_stats(ds, cfg.normalization)
+    strong = replace(strong_augment(mean, std, policy=cfg.autoaugment), cutout=cfg.cutout)
+    weak = weak_augment(mean, std)
+    return FinetuneViews(strong if cfg.labeled_augment == 'strong' else weak, weak, strong, no_augment(mean, std))
 
 # %% ../nbs/08_finetune.ipynb #c5b66f92
-def _finetune_epoch(ft:_Finetuner, epoch:int, lr_frozen:float|None, quiet:bool=True) -> dict:
-    "One epoch (1-based `epoch`); the lr follows the schedule unless `lr_frozen` is given."
-    cfg, net = ft.cfg, ft.net
+def _supervised_loss(logits:Tensor, labels:Tensor, cfg:FinetuneConfig, done:float) -> tuple[Tensor, float|None]:
+    "Mean CE of the kept samples; with TSA only over those below the threshold at `done` (fraction of training)."
+    ce = F.cross_entropy(logits, labels, reduction='none')
+    if not cfg.tsa: return ce.mean(), None
+    keep = logits.softmax(1).gather(1, labels[:, None]).squeeze(1) <= tsa_threshold(done, cfg.tsa, logits.shape[1])
+    return (ce * keep).sum() / keep.sum().clamp_min(1), keep.float().mean().item()
+
+def finetune_epoch(net:nn.Module, # the net to train (compiled or not)
+                   opt:torch.optim.Optimizer, # its optimizer
+                   x:Tensor, # uint8 training images, on the device
+                   labels:Tensor, # the training labels (the split's: given or reviewed), on the device
+                   *,
+                   labeled:Tensor, # indices of the kept samples (CPU)
+                   unlabeled:Tensor, # indices of the removed samples (on the device)
+                   unl_batches:Batches|None, # batches over `unlabeled` (None: too few, no consistency loss)
+                   views:FinetuneViews, # see `finetune_views`
+                   cfg:FinetuneConfig, # batch sizes, lr schedule, λu, clipping, UDA switches
+                   epoch:int, # 1-based
+                   gen:torch.Generator, # the stratified order
+                   lr_frozen:float|None=None, # the lr of the last epochs; None follows the schedule
+                   bf16:bool=False, quiet:bool=True,
+                  ) -> dict:
+    "One epoch of CORES phase 2: CE on the kept samples, UDA consistency on the removed ones."
+    # one page on purpose, as airbench's trainers: its branches are the optional parts (no removed samples, frozen lr)
+    # -- batches: a stratified order of the kept samples, the removed ones cycled alongside
     net.train()
-    order = ft.lab_idx[stratified_order(ft.y[ft.lab_idx.to(ft.device)].cpu(), ft.gen)].to(ft.device)
-    unl_iter = iter(ft.unl_batches) if ft.unl_batches else None
+    steps = len(labeled) // cfg.batch_size
+    order = labeled[stratified_order(labels[labeled.to(x.device)].cpu(), gen)].to(x.device)
+    unl_iter = iter(unl_batches) if unl_batches else None
     sums, n_images, t0 = dict(loss_sup=0., loss_unsup=0., tsa_kept=0.), 0, time.perf_counter()
-    for step in progress(range(ft.steps), quiet, desc=f'finetune epoch {epoch}', leave=False):
-        lr = lr_frozen if lr_frozen is not None else finetune_lr(epoch - 1 + step / ft.steps, cfg)
-        for g in ft.opt.param_groups: g['lr'] = lr
+    for step in progress(range(steps), quiet, desc=f'finetune epoch {epoch}', leave=False):
+        lr = set_lr(opt, lr_frozen if lr_frozen is not None else finetune_lr(epoch - 1 + step / steps, cfg))
         li = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-        parts = [ft.labeled_view(ft.x[li])]
+        parts = [views.labeled(x[li])]
         if unl_iter is not None:
             try: ui = next(unl_iter)
-            except StopIteration: unl_iter = iter(ft.unl_batches); ui = next(unl_iter)
-            xu = ft.x[ft.unl_idx[ui]]
-            parts += [ft.weak(xu), ft.strong(xu)]
-        with ft.autocast():
-            logits = ft.fwd(torch.cat(parts)).float()
-        B = len(li)
-        ce = F.cross_entropy(logits[:B], ft.y[li], reduction='none')
-        if cfg.tsa:
-            keep = logits[:B].softmax(1).gather(1, ft.y[li, None]).squeeze(1) <= tsa_threshold((epoch - 1 + step / ft.steps) / (cfg.epochs + cfg.extra_epochs), cfg.tsa, ft.K)
-            sums['tsa_kept'] += keep.float().mean().item()
-            loss_sup = (ce * keep).sum() / keep.sum().clamp_min(1)
-        else: loss_sup = ce.mean()
-        loss_unsup = torch.zeros((), device=ft.device)
-        if unl_iter is not None:
-            Bu = len(ui)
-            loss_unsup = consistency_loss(logits[B:B + Bu], logits[B + Bu:], cfg.uda_confidence, cfg.uda_temperature)
-        loss = loss_sup + cfg.ratio_unsup * loss_unsup
-        ft.opt.zero_grad(set_to_none=True); loss.backward()
+            except StopIteration: unl_iter = iter(unl_batches); ui = next(unl_iter)
+            xu = x[unlabeled[ui]]
+            parts += [views.weak(xu), views.strong(xu)]
+        # -- one forward pass over [kept, removed weak, removed strong]
+        with autocast(x.device, bf16): logits = net(torch.cat(parts)).float()
+        B, Bu = len(li), len(parts[1]) if len(parts) > 1 else 0
+        # -- losses and the step
+        done = (epoch - 1 + step / steps) / (cfg.epochs + cfg.extra_epochs)
+        loss_sup, kept = _supervised_loss(logits[:B], labels[li], cfg, done)
+        loss_unsup = (consistency_loss(logits[B:B + Bu], logits[B + Bu:], threshold=cfg.uda_threshold,
+                                       temperature=cfg.uda_temperature) if Bu else torch.zeros((), device=x.device))
+        loss = loss_sup + cfg.lambda_u * loss_unsup
+        opt.zero_grad(set_to_none=True); loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
-        ft.opt.step()
-        sums['loss_sup'] += loss_sup.item(); sums['loss_unsup'] += loss_unsup.item(); n_images += sum(len(p) for p in parts)
-    if ft.cuda: torch.cuda.synchronize()
-    seconds = time.perf_counter() - t0
-    rec = {k: v / ft.steps for k, v in sums.items() if k != 'tsa_kept' or cfg.tsa}
-    return rec | dict(lr=lr, train_images_per_s=n_images / seconds)
+        opt.step()
+        sums['loss_sup'] += loss_sup.item(); sums['loss_unsup'] += loss_unsup.item(); sums['tsa_kept'] += kept or 0.
+        n_images += sum(len(p) for p in parts)
+    if x.device.type == 'cuda': torch.cuda.synchronize()
+    rec = {k: v / steps for k, v in sums.items() if k != 'tsa_kept' or cfg.tsa}
+    return rec | dict(lr=lr, train_images_per_s=n_images / (time.perf_counter() - t0))
 
 # %% ../nbs/08_finetune.ipynb #33eacf1d
+def finetune_net(cfg:FinetuneConfig, # arch, precision
+                 init_images:Tensor, # normalised training images on the device (from scratch they fit a whitening)
+                 *,
+                 num_classes:int, # outputs
+                 init:str|Path|dict|None=None, # pretrained weights (state_dict or file); None trains from scratch
+                 bf16:bool=False, # channels-last memory, for bf16 autocast
+                ) -> nn.Module:
+    "The net stage 4 trains: net1 of stage 1 when `init` is given."
+    net = create_model(cfg.arch, num_classes, init_images.shape[1])
+    if init is not None: load_weights(net, init)
+    else: data_init(net.to(init_images.device), init_images)  # training from scratch: fit the whitening, if any
+    net = net.to(init_images.device)
+    return net.to(memory_format=torch.channels_last) if bf16 else net
+
 def finetune(ds:NoisyDataset, # the training set (noisy labels)
              split:ReviewedSplit, # labeled/unlabeled samples and the training labels (`apply_decisions`)
              cfg:FinetuneConfig, # settings (see `FINETUNE_PRESETS`)
              out:str|Path, # folder for checkpoint, metrics and weights
+             *,
              init:str|Path|dict|None=None, # the pretrained net1 (state_dict or file); None trains from scratch
              test:NoisyDataset|None=None, # test set, for test accuracy per epoch
-             device:str|None=None,
+             val:NoisyDataset|None=None, # held-out training images: accuracy on their given (noisy) labels per epoch
+             device:str|None=None, # default: the best available
              resume:bool=True, # continue from `out`'s checkpoint
              stop_after:int|None=None, # stop after this epoch (resume continues)
-             quiet:bool=False,
-             val:NoisyDataset|None=None, # held-out training images: accuracy on their given (noisy) labels per epoch
+             quiet:bool=False, # no progress bars or per-epoch lines
             ) -> dict:
     "Run stage 4 into `out`; returns the summary (last and best test accuracy, epochs, images/s)."
     out, device = Path(out), get_device(device)
     out.mkdir(parents=True, exist_ok=True)
-    if len(split.labeled) != len(ds): raise ValueError(f"the split covers {len(split.labeled)} samples, the dataset {ds.name} has {len(ds)}")
+    if len(split.labeled) != len(ds):
+        raise ValueError(f"the split covers {len(split.labeled)} samples, the dataset {ds.name} has {len(ds)}")
     seed_everything(cfg.seed)
-    ft = _Finetuner(ds, split, cfg, device, init, test, val)
-    ckpt_path, metrics_path = out/'checkpoint.pt', out/'metrics.jsonl'
-    start, best, lr_frozen, history = 1, dict(acc=-1., epoch=0), None, []
-    if resume and ckpt_path.exists():
-        ck = load_torch(ckpt_path, device)
-        check_resumable(ck['config'], asdict(cfg), ckpt_path)
-        ft.net.load_state_dict(ck['net']); ft.opt.load_state_dict(ck['opt']); set_rng_state(ck['rng'], ft.gen)
-        start, best, lr_frozen = ck['epoch'] + 1, ck['best'], ck['lr_frozen']
-        history = resume_log(metrics_path, ck.get('history'), start)
-    elif metrics_path.exists(): metrics_path.unlink()
-    total = cfg.epochs + cfg.extra_epochs
-    for epoch in progress(range(start, total + 1), quiet, desc='finetune', initial=start - 1, total=total):
-        t0 = time.perf_counter()
-        rec = dict(epoch=epoch) | _finetune_epoch(ft, epoch, lr_frozen, quiet)
-        if epoch == cfg.epochs - 1: lr_frozen = finetune_lr(cfg.epochs - 1, cfg)  # the reference's last scheduler step; frozen from epoch `epochs` on
-        if (val_acc := ft.accuracy(ft.val)) is not None: rec['val_acc'] = val_acc
-        acc = ft.accuracy(ft.test)
-        if acc is not None:
-            rec['test_acc'] = acc
-            if acc > best['acc']: best = dict(acc=acc, epoch=epoch); save_torch(out/'best.pt', ft.net.state_dict())
-        rec['seconds'] = time.perf_counter() - t0
-        history.append(to_plain(rec))
-        save_torch(ckpt_path, dict(epoch=epoch, config=asdict(cfg), net=ft.net.state_dict(), opt=ft.opt.state_dict(), rng=rng_state(ft.gen),
-                                   best=best, lr_frozen=lr_frozen, history=history))
-        append_jsonl(metrics_path, rec)
-        log(f"epoch {epoch:3d} lr {rec['lr']:.2e} CE {rec['loss_sup']:.3f} KL {rec['loss_unsup']:.3f}" + (f" val {val_acc:.2%}" if val_acc is not None else '')
-            + (f" test {acc:.2%}" if acc is not None else '') + f"  {rec['train_images_per_s']:.0f} images/s", quiet)
-        if stop_after is not None and epoch >= stop_after: return rec
-    save_torch(out/'final.pt', ft.net.state_dict())
-    last = read_jsonl(metrics_path)[-1]
-    return dict(test_acc_last=last.get('test_acc'), test_acc_best=best['acc'] if best['acc'] >= 0 else None, best_epoch=best['epoch'],
-                epochs=total, labeled=int(split.labeled.sum()), unlabeled=int(split.unlabeled.sum()), train_images_per_s=last['train_images_per_s'])
+    # -- data on the device, views, net, optimizer, batches
+    bf16, x = use_bf16(cfg.precision, device), ds.images.to(device)
+    labels = torch.from_numpy(split.labels).long().to(device)
+    kept = torch.from_numpy(np.flatnonzero(split.labeled))  # on the CPU, as the stratified sampler wants
+    removed = torch.from_numpy(np.flatnonzero(split.unlabeled)).to(device)
+    evals = eval_sets(val=val, test=test, device=device)
+    views = finetune_views(ds, cfg)
+    net = finetune_net(cfg, views.plain(x[:5000]), num_classes=ds.num_classes, init=init, bf16=bf16)
+    fwd = torch.compile(net) if cfg.compile else net
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                          weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if len(kept) < cfg.batch_size:
+        raise ValueError(f"{ds.name}: {len(kept)} labeled samples is fewer than one batch of {cfg.batch_size}")
+    unl_batches = (Batches(len(removed), cfg.batch_unsup, shuffle=True, drop_last=True, device=device, gen=gen)
+                   if len(removed) >= cfg.batch_unsup else None)
+    carry = dict(best=dict(acc=-1., epoch=0), lr_frozen=None)
+    # -- one epoch, then the validation and test accuracy; the best test epoch's weights are kept
+    def epoch_fn(epoch:int) -> dict:
+        rec = finetune_epoch(fwd, opt, x, labels, labeled=kept, unlabeled=removed, unl_batches=unl_batches, views=views,
+                             cfg=cfg, epoch=epoch, gen=gen, lr_frozen=carry['lr_frozen'], bf16=bf16, quiet=quiet)
+        if epoch == cfg.epochs - 1: carry['lr_frozen'] = finetune_lr(cfg.epochs - 1, cfg)  # the reference's last step
+        rec |= _accuracies(fwd, evals, transform=views.plain, batch_size=cfg.eval_batch_size, bf16=bf16, tta=cfg.tta)
+        if rec.get('test_acc', -1.) > carry['best']['acc']:
+            carry['best'] = dict(acc=rec['test_acc'], epoch=epoch); save_torch(out/'best.pt', net.state_dict())
+        return rec
+    # -- the resumable loop, then the weights and the summary
+    history, finished = train_epochs(out, epoch_fn, range(1, cfg.epochs + cfg.extra_epochs + 1), config=asdict(cfg),
+                                     objects=dict(net=net, opt=opt), gens=[gen], carry=carry, resume=resume,
+                                     stop_after=stop_after, quiet=quiet, desc='finetune', line=_epoch_line,
+                                     device=device)
+    if not finished: return history[-1]
+    save_torch(out/'final.pt', net.state_dict())
+    return _summary(history, carry['best'], split)
+
+def _accuracies(net:nn.Module, evals:dict, **kwargs) -> dict:
+    "Record key → accuracy of `net` on each (images, labels) of `evals` that is not None."
+    return {name: (predict_logits(net, x, **kwargs).argmax(1) == y).sum().item() / len(y)
+            for name, (x, y) in ((k, d) for k, d in evals.items() if d is not None)}
+
+def _summary(history:list[dict], best:dict, split:ReviewedSplit) -> dict:
+    last = history[-1]
+    return dict(test_acc_last=last.get('test_acc'), test_acc_best=best['acc'] if best['acc'] >= 0 else None,
+                best_epoch=best['epoch'], epochs=len(history), labeled=int(split.labeled.sum()),
+                unlabeled=int(split.unlabeled.sum()), train_images_per_s=last['train_images_per_s'])
+
+def _epoch_line(r:dict) -> str:
+    acc = ''.join(f" {name} {r[key]:.2%}" for key, name in (('val_acc', 'val'), ('test_acc', 'test')) if key in r)
+    return (f"epoch {r['epoch']:3d} lr {r['lr']:.2e} CE {r['loss_sup']:.3f} KL {r['loss_unsup']:.3f}{acc}"
+            f"  {r['train_images_per_s']:.0f} images/s")
 
 # %% ../nbs/08_finetune.ipynb #62ab4657
 def plot_finetune(metrics:list[dict]|str|Path, title:str='finetune'):
@@ -270,7 +308,8 @@ def plot_finetune(metrics:list[dict]|str|Path, title:str='finetune'):
     ep = [r['epoch'] for r in history]
     fig, axs = plt.subplots(1, 3, figsize=(13, 3))
     if 'test_acc' in history[0]: axs[0].plot(ep, [r['test_acc'] for r in history])
-    axs[1].plot(ep, [r['loss_sup'] for r in history], label='CE (kept)'); axs[1].plot(ep, [r['loss_unsup'] for r in history], label='KL (removed)'); axs[1].legend()
+    axs[1].plot(ep, [r['loss_sup'] for r in history], label='CE (kept)')
+    axs[1].plot(ep, [r['loss_unsup'] for r in history], label='KL (removed)'); axs[1].legend()
     axs[2].plot(ep, [r['lr'] for r in history])
     for ax, t in zip(axs, ('test accuracy', 'losses', 'lr')): ax.set_title(t); ax.set_xlabel('epoch')
     fig.suptitle(title); fig.tight_layout()
@@ -279,11 +318,16 @@ def plot_finetune(metrics:list[dict]|str|Path, title:str='finetune'):
 # %% ../nbs/08_finetune.ipynb #e08c231e
 def detect_with(weights:str|Path|dict, # the fine-tuned (or any) model's state_dict or file
                 ds:NoisyDataset, # the training set
+                *,
                 arch:str, # its architecture
-                cfg:'SimiFeatConfig|None'=None, # default: the report's final detection (vote, 21 rounds, majority, no rotation)
-                device:str|None=None, cache:str|Path|None=None, quiet:bool=False):
+                cfg:'SimiFeatConfig|None'=None, # default: the report's final detection (vote, 21 rounds, majority)
+                device:str|None=None, # where features and the k-NN run
+                cache:str|Path|None=None, # folder for the rounds' features
+                quiet:bool=False, # no progress bar
+               ) -> 'Detection':
     "SimiFeat detection on the features of a trained model (the report's final detection)."
     from nlmn.simifeat import SimiFeatConfig, simifeat, simifeat_rounds
     model = load_weights(create_model(arch, ds.num_classes, ds.images.shape[1]), weights)
     cfg = cfg or SimiFeatConfig(method='vote', rounds=21, threshold=0.5, rotate=0.)
-    return simifeat(simifeat_rounds(model, ds, cfg, cache, device), ds.noisy_labels, ds.num_classes, cfg, device=device, quiet=quiet)
+    rounds = simifeat_rounds(model, ds, cfg=cfg, cache=cache, device=device)
+    return simifeat(rounds, ds.noisy_labels, num_classes=ds.num_classes, cfg=cfg, device=device, quiet=quiet)

@@ -25,12 +25,13 @@ def _conv3x3(cin:int, cout:int, stride:int=1) -> nn.Conv2d: return nn.Conv2d(cin
 class BasicBlock(nn.Module):
     "Post-activation residual block: conv-BN-ReLU-conv-BN, plus the shortcut, then ReLU."
     expansion = 1
-    def __init__(self, cin:int, cout:int, stride:int=1):
+    def __init__(self, cin:int, cout:int, *, stride:int=1):
         super().__init__()
         self.conv1, self.bn1 = _conv3x3(cin, cout, stride), nn.BatchNorm2d(cout)
         self.conv2, self.bn2 = _conv3x3(cout, cout), nn.BatchNorm2d(cout)
         self.shortcut = nn.Sequential()
-        if stride != 1 or cin != cout: self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
@@ -38,7 +39,7 @@ class BasicBlock(nn.Module):
 class PreActBlock(nn.Module):
     "Pre-activation residual block: BN-ReLU-conv-BN-ReLU-conv, the shortcut taken after the first BN-ReLU."
     expansion = 1
-    def __init__(self, cin:int, cout:int, stride:int=1):
+    def __init__(self, cin:int, cout:int, *, stride:int=1):
         super().__init__()
         self.bn1, self.conv1 = nn.BatchNorm2d(cin), _conv3x3(cin, cout, stride)
         self.bn2, self.conv2 = nn.BatchNorm2d(cout), _conv3x3(cout, cout)
@@ -55,6 +56,7 @@ class CifarResNet(nn.Module):
     "ResNet for 32×32 inputs: 3×3 stem (no max-pool), four stages, global average pool, linear head."
     def __init__(self, block:type, # `BasicBlock` or `PreActBlock`
                  num_blocks:list[int], # blocks per stage, e.g. [3, 4, 6, 3] for ResNet-34
+                 *,
                  num_classes:int=10, # K, the size of the head
                  in_channels:int=3, # image channels
                 ):
@@ -64,7 +66,7 @@ class CifarResNet(nn.Module):
         for i, (width, n) in enumerate(zip((64, 128, 256, 512), num_blocks)):
             blocks = []
             for stride in [1 if i == 0 else 2] + [1] * (n - 1):
-                blocks.append(block(cin, width, stride)); cin = width
+                blocks.append(block(cin, width, stride=stride)); cin = width
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.feature_dim = 512
@@ -80,11 +82,11 @@ class CifarResNet(nn.Module):
 
 def ResNet34(num_classes:int=10, in_channels:int=3) -> CifarResNet:
     "The report's DivideMix backbone: post-activation ResNet-34."
-    return CifarResNet(BasicBlock, [3, 4, 6, 3], num_classes, in_channels)
+    return CifarResNet(BasicBlock, [3, 4, 6, 3], num_classes=num_classes, in_channels=in_channels)
 
 def PreActResNet18(num_classes:int=10, in_channels:int=3) -> CifarResNet:
     "The original DivideMix backbone: pre-activation ResNet-18."
-    return CifarResNet(PreActBlock, [2, 2, 2, 2], num_classes, in_channels)
+    return CifarResNet(PreActBlock, [2, 2, 2, 2], num_classes=num_classes, in_channels=in_channels)
 
 # %% ../nbs/03_models.ipynb #030de6be
 def count_params(model:nn.Module) -> int:
@@ -92,33 +94,44 @@ def count_params(model:nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 # %% ../nbs/03_models.ipynb #286e8d87
+def _unwrap_state_dict(sd:dict) -> dict:
+    "The state_dict in a checkpoint: under 'state_dict', 'net1' or 'model' if there is one, without `module.` prefixes"
+    for k in ('state_dict', 'net1', 'model'):
+        if isinstance(sd, dict) and k in sd and isinstance(sd[k], dict): sd = sd[k]; break
+    return {k.removeprefix('module.'): v for k, v in sd.items()}
+
+def _misfits(own:dict, sd:dict, strict:bool) -> list[str]:
+    "Why `sd` cannot load into a model with the state_dict `own` (shape mismatches; key mismatches if `strict`), or []"
+    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
+    shapes = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in sd and sd[k].shape != own[k].shape]
+    if not (shapes or (strict and (missing or unexpected))): return []
+    first = lambda keys: f"{keys[:5]}{'...' if len(keys) > 5 else ''}"
+    return list(filter(None, [f"missing keys {first(missing)}" if missing else '',
+                              f"unexpected keys {first(unexpected)}" if unexpected else '',
+                              f"shape mismatch {shapes[:3]}" if shapes else '']))
+
 def load_weights(model:nn.Module, # the model to fill
-                 src:str|Path|dict, # a state_dict, or a file holding one (optionally under 'state_dict', 'net1' or 'model')
+                 src:str|Path|dict, # a state_dict, or a file holding one (maybe under 'state_dict', 'net1' or 'model')
+                 *,
                  strict:bool=True, # every key must match
                 ) -> nn.Module:
     "Load a (reference or kit) state_dict into `model`, stripping a DataParallel `module.` prefix."
     name = str(src) if not isinstance(src, dict) else 'state_dict'
-    sd = load_torch(src) if not isinstance(src, dict) else src
-    for k in ('state_dict', 'net1', 'model'):
-        if isinstance(sd, dict) and k in sd and isinstance(sd[k], dict): sd = sd[k]; break
-    sd = {k.removeprefix('module.'): v for k, v in sd.items()}
-    own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-    shapes = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape]
-    if shapes or (strict and (missing or unexpected)):
-        raise ValueError(f"{name}: does not fit {type(model).__name__}: " + '; '.join(filter(None, [
-            f"missing keys {missing[:5]}{'...' if len(missing) > 5 else ''}" if missing else '',
-            f"unexpected keys {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}" if unexpected else '',
-            f"shape mismatch {shapes[:3]}" if shapes else ''])))
+    sd = _unwrap_state_dict(load_torch(src) if not isinstance(src, dict) else src)
+    if misfits := _misfits(model.state_dict(), sd, strict):
+        raise ValueError(f"{name}: does not fit {type(model).__name__}: " + '; '.join(misfits))
     model.load_state_dict(sd, strict=strict)
     return model
 
 # %% ../nbs/03_models.ipynb #eb9afdfb
-def _conv_bn(cin, cout): return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+def _conv_bn(cin, cout):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 class FastNet(nn.Module):
     "Small VGG-style CNN for CPU presets: 3 stages of 2 conv-BN-ReLU, max-pool between, global average pool."
     def __init__(self, num_classes:int=10, # K
+                 *,
                  widths:tuple=(32, 64, 128), # channels of the three stages; the last is the feature size
                  in_channels:int=3, # image channels
                 ):
@@ -173,6 +186,7 @@ class WhitenBlock(nn.Module):
 class WhitenNet(nn.Module):
     "Fast-CIFAR net: fixed patch-whitening layer, three wide `WhitenBlock`s, global max-pool, linear head."
     def __init__(self, num_classes:int=10, # K
+                 *,
                  widths:tuple=(64, 256, 256), # channels of the three blocks; the last is the feature size
                  in_channels:int=3, # image channels
                 ):
@@ -191,12 +205,12 @@ class WhitenNet(nn.Module):
 
 def WhitenNetSmall(num_classes:int=10, in_channels:int=3) -> WhitenNet:
     "WhitenNet at half the widths (32/128/128, about a quarter of the cost): for CPU presets."
-    return WhitenNet(num_classes, (32, 128, 128), in_channels)
+    return WhitenNet(num_classes, widths=(32, 128, 128), in_channels=in_channels)
 
 def data_init(model:nn.Module, # a freshly created model
-              images:Tensor, # a sample of normalised training images, N×C×H×W (5,000 are plenty for a 12×12 covariance)
+              images:Tensor, # normalised training images, N×C×H×W (a sample: 5,000 fit a 12×12 covariance well)
              ) -> nn.Module:
-    "Fit the data-dependent parts of `model` (the whitening of a `WhitenNet`) to `images`; other models are returned as they are."
+    "Fit the data-dependent parts of `model` (a `WhitenNet`'s whitening) to `images`; other models are returned as is."
     for m in model.modules():
         if isinstance(m, PatchWhitening): m.fit(images.to(m.conv.weight.device))
     return model
@@ -205,12 +219,12 @@ def data_init(model:nn.Module, # a freshly created model
 # %% ../nbs/03_models.ipynb #e336ec4b
 def FastNetTiny(num_classes:int=10, in_channels:int=3) -> FastNet:
     "FastNet at a quarter of the cost (widths 16/32/64): for tests and the offline demo."
-    return FastNet(num_classes, (16, 32, 64), in_channels)
+    return FastNet(num_classes, widths=(16, 32, 64), in_channels=in_channels)
 
 MODELS = dict(resnet34=ResNet34, preact_resnet18=PreActResNet18, fastnet=FastNet, fastnet_tiny=FastNetTiny,
               whitenet=WhitenNet, whitenet_small=WhitenNetSmall)
 
-def create_model(arch:str, # one of `MODELS`: 'resnet34', 'preact_resnet18', 'fastnet', 'fastnet_tiny', 'whitenet', 'whitenet_small'
+def create_model(arch:str, # one of `MODELS`: resnet34, preact_resnet18, fastnet(_tiny), whitenet(_small)
                  num_classes:int, # K
                  in_channels:int=3, # image channels
                 ) -> nn.Module:
@@ -220,8 +234,12 @@ def create_model(arch:str, # one of `MODELS`: 'resnet34', 'preact_resnet18', 'fa
 
 # %% ../nbs/03_models.ipynb #dd5abfb0
 def train_throughput(model:nn.Module, # the model to time
-                     batch_size:int=128, size:int=32, steps:int=3,
-                     device:str|torch.device='cpu') -> float:
+                     *,
+                     batch_size:int=128,
+                     size:int=32, # images are 3×`size`×`size`
+                     steps:int=3, # timed steps
+                     device:str|torch.device='cpu',
+                    ) -> float: # images per second
     "Training images/s of `model` on random data (after one warm-up step)."
     model = model.to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01)

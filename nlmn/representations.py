@@ -25,12 +25,13 @@ __all__ = ['extract_features', 'FeatureRounds', 'save_features', 'load_features'
 @torch.no_grad()
 def extract_features(model:nn.Module, # a kit model (has `features`)
                      images:Tensor, # uint8 N×C×H×W
+                     *,
                      aug:Augment|None=None, # augmentation (its normalisation is used); None: no_augment(CIFAR-10 stats)
                      batch_size:int=256, # images per forward pass (256 suits CPU caches and GPUs alike)
                      device:str|torch.device|None=None, # default: the best available
                      gen:torch.Generator|None=None, # randomness of `aug`, on `device`
                      logits:bool=False, # also return the logits
-                     precision:str='auto', # 'auto' (bf16 where the hardware has it), 'bf16' or 'fp32'; see `nlmn.core.use_bf16`
+                     precision:str='auto', # 'auto' (bf16 where the hardware has it), 'bf16' or 'fp32'; see `use_bf16`
                     ) -> Tensor|tuple[Tensor, Tensor]:
     "N×D float32 features of `images` (and N×K logits with `logits=True`), on the CPU."
     device = get_device(device)
@@ -61,19 +62,25 @@ def _fingerprint(*tensors, # tensors or arrays whose bytes, dtype and shape coun
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
+def _features_key(model:nn.Module, images:Tensor, aug:Augment, bf16:bool, **extra) -> str:
+    "Digest of what features depend on: the weights (values and names), the images, the augmentation, bf16, `extra`."
+    sd = model.state_dict()
+    return _fingerprint(images, *sd.values(), keys=list(sd), aug=asdict(aug), bf16=bf16, **extra)
+
 # %% ../nbs/05_representations.ipynb #c07347bd
 class FeatureRounds:
     "Features of each SimiFeat round: `model` applied to randomly augmented `images`, cached per round."
     def __init__(self, model:nn.Module, # a kit model
                  images:Tensor, # uint8 N×C×H×W
+                 *,
                  aug:Augment, # the per-round augmentation (e.g. `simifeat_augment(mean, std)`)
                  seed:int=0, # round r uses seed·1000 + r
                  cache:str|Path|None=None, # folder for `round_XX.npz` files
                  batch_size:int=256, device:str|None=None,
                  precision:str='auto', # see `extract_features`
                 ):
-        self.model, self.images, self.aug, self.seed, self.bs, self.precision = model, images, aug, seed, batch_size, precision
-        self.device = get_device(device)
+        self.model, self.images, self.aug, self.seed, self.bs = model, images, aug, seed, batch_size
+        self.precision, self.device = precision, get_device(device)
         self.cache = None if cache is None else Path(cache)
 
     def __call__(self, r:int) -> Tensor:
@@ -83,31 +90,34 @@ class FeatureRounds:
             d = load_npz(path)
             if str(d.get('fingerprint', '')) == self.fingerprint: return torch.from_numpy(d['features']).float()
         gen = torch.Generator(self.device).manual_seed(self.seed * 1000 + r)
-        f = extract_features(self.model, self.images, self.aug, self.bs, self.device, gen, precision=self.precision)
+        f = extract_features(self.model, self.images, aug=self.aug, batch_size=self.bs, device=self.device, gen=gen,
+                             precision=self.precision)
         if path is not None: save_npz(path, features=f.to(self.cache_dtype), fingerprint=np.array(self.fingerprint))
         return f if path is None else f.to(self.cache_dtype).float()  # what a later read of the cache gives
 
     @property
     def cache_dtype(self) -> torch.dtype:
-        "float32 for fp32 passes (the reference); float16 for bf16 ones (fp16 holds bf16 values in 6e-5..65504 exactly)."
+        "float32 for fp32 passes (the reference); float16 for bf16 ones (fp16 holds bf16 values in 6e-5..65504 exactly)"
         return torch.float16 if use_bf16(self.precision, self.device) else torch.float32
 
     @property
     def fingerprint(self) -> str:
-        "Digest of what the rounds depend on (weights, images, augmentation, seed, precision): a cache made from anything else is recomputed."
+        "Digest of what the rounds depend on (weights, images, augmentation, seed, precision): other caches are redone."
         if not hasattr(self, '_fp'):
-            sd = self.model.state_dict()
-            self._fp = _fingerprint(self.images, *sd.values(), keys=list(sd), aug=asdict(self.aug), seed=self.seed, bf16=use_bf16(self.precision, self.device))
+            bf16 = use_bf16(self.precision, self.device)
+            self._fp = _features_key(self.model, self.images, self.aug, bf16, seed=self.seed)
         return self._fp
 
 # %% ../nbs/05_representations.ipynb #3db43ae0
 def save_features(path:str|Path, # the `.npz` file
                   features:Tensor, # N×D
+                  *,
                   logits:Tensor|None=None, # N×K, optional
                   fingerprint:str='', # what the features were computed from (see `cached_features`)
                  ):
     "Atomically write features (and logits) to an npz."
-    save_npz(path, features=features, fingerprint=np.array(fingerprint), **({} if logits is None else dict(logits=logits)))
+    extra = {} if logits is None else dict(logits=logits)
+    save_npz(path, features=features, fingerprint=np.array(fingerprint), **extra)
 
 def load_features(path:str|Path, # what `save_features` wrote
                   n:int|None=None, # expected number of samples, checked when given
@@ -124,25 +134,42 @@ def load_features(path:str|Path, # what `save_features` wrote
 def cached_features(path:str|Path, # the `.npz` in the run directory
                     model:nn.Module, # a kit model
                     images:Tensor, # uint8 N×C×H×W
+                    *,
                     aug:Augment|None=None, # preprocessing; None: no_augment(CIFAR-10 stats)
                     batch_size:int=256,
                     device:str|torch.device|None=None,
                     quiet:bool=False, # say nothing about reusing or recomputing
                     precision:str='auto', # see `extract_features`
                    ) -> tuple[Tensor, Tensor]:
-    "Features (N×D) and logits (N×K) of `images`: read from `path` if it holds them for this model, images and `aug`, else computed and saved."
+    "Features (N×D) and logits (N×K) of `images`: read from `path` if made by this model, images and `aug`, else made."
     aug, path = aug or no_augment(), Path(path)
-    key = _fingerprint(images, *model.state_dict().values(), aug=asdict(aug), keys=list(model.state_dict()), bf16=use_bf16(precision, get_device(device)))
+    key = _features_key(model, images, aug, use_bf16(precision, get_device(device)))
     if path.exists():
-        with np.load(path, allow_pickle=False) as z: made_from = str(z['fingerprint']) if 'fingerprint' in z.files else ''
+        with np.load(path, allow_pickle=False) as z:
+            made_from = str(z['fingerprint']) if 'fingerprint' in z.files else ''
         if made_from == key: return load_features(path, len(images))
         log(f"{path}: made from other weights, images or preprocessing: recomputing", quiet)
-    feats, logits = extract_features(model, images, aug, batch_size, device, logits=True, precision=precision)
-    save_features(path, feats, logits, key)
+    feats, logits = extract_features(model, images, aug=aug, batch_size=batch_size, device=device, logits=True,
+                                     precision=precision)
+    save_features(path, feats, logits=logits, fingerprint=key)
     return feats, logits
 
 # %% ../nbs/05_representations.ipynb #b8d181e7
+def _umap_subset(n:int, max_points:int, seed:int) -> np.ndarray:
+    "Sorted indices of the points to embed: all of them, or a seeded random `max_points` of them."
+    if n <= max_points: return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+
+def _fit_umap(x:np.ndarray, n_neighbors:int, min_dist:float, metric:str, seed:int) -> np.ndarray:
+    "UMAP's seeded 2-D layout of the rows of `x`, float32."
+    import umap  # here: the import alone takes seconds
+    reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(x) - 1), min_dist=min_dist, metric=metric, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='n_jobs value')  # a fixed seed makes UMAP single-threaded; we know
+        return reducer.fit_transform(x).astype(np.float32)
+
 def umap_embed(features:Tensor|np.ndarray, # N×D
+               *,
                n_neighbors:int=15, # UMAP's neighbourhood size (local vs global structure)
                min_dist:float=0.1, # how tightly UMAP packs points
                seed:int=0, # seeds the subsample and UMAP
@@ -152,18 +179,14 @@ def umap_embed(features:Tensor|np.ndarray, # N×D
               ) -> tuple[np.ndarray, np.ndarray]:
     "2-D UMAP embedding (N'×2 float32) of the features and the indices (N') of the points used."
     features = torch.as_tensor(features).float().cpu()
-    n = len(features)
-    if features.ndim != 2 or n < 4: raise ValueError(f"UMAP needs N×D features with N ≥ 4, got shape {tuple(features.shape)}")
+    if features.ndim != 2 or len(features) < 4:
+        raise ValueError(f"UMAP needs N×D features with N ≥ 4, got shape {tuple(features.shape)}")
     params = dict(n_neighbors=n_neighbors, min_dist=min_dist, seed=seed, max_points=max_points, metric=metric)
     path = None if cache is None else Path(cache)/f'umap_{_fingerprint(features, **params)}.npz'
     if path is not None and path.exists():
         d = load_npz(path); return d['embedding'], d['indices']
-    idx = np.arange(n) if n <= max_points else np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
-    import umap
-    reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(idx) - 1), min_dist=min_dist, metric=metric, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', message='n_jobs value')  # a fixed seed makes UMAP single-threaded; we know
-        emb = reducer.fit_transform(features[idx].numpy()).astype(np.float32)
+    idx = _umap_subset(len(features), max_points, seed)
+    emb = _fit_umap(features[idx].numpy(), n_neighbors, min_dist, metric, seed)
     if path is not None: save_npz(path, embedding=emb, indices=idx, **{k: np.array(v) for k, v in params.items()})
     return emb, idx
 
@@ -172,51 +195,63 @@ def _palette(n:int) -> list:
     "`n` distinguishable colours: tab10, tab20, then samples of turbo."
     import matplotlib
     cmap = 'tab10' if n <= 10 else 'tab20' if n <= 20 else 'turbo'
-    return [matplotlib.colors.to_hex(c) for c in matplotlib.colormaps[cmap](np.arange(n) if n <= 20 else np.linspace(0, 1, n))]
+    at = np.arange(n) if n <= 20 else np.linspace(0, 1, n)
+    return [matplotlib.colors.to_hex(c) for c in matplotlib.colormaps[cmap](at)]
 
 def detection_groups(flagged:np.ndarray, # bool N: flagged by the detector
-                     noisy:np.ndarray|None=None, # N noisy labels (needed with `clean`)
-                     clean:np.ndarray|None=None, # N true labels, when known
+                     *,
+                     noisy_labels:np.ndarray|None=None, # N noisy labels (needed with `clean_labels`)
+                     clean_labels:np.ndarray|None=None, # N true labels, when known
                     ) -> tuple[np.ndarray, list[str], list[str]]:
-    "Each sample's detection outcome as a code, with the outcomes' names and colours (4 outcomes with the truth, else 2)."
+    "Each sample's detection outcome as a code, with the outcomes' names and colours (4 with the truth, else 2)."
     flagged = np.asarray(flagged, bool)
-    if clean is None: return flagged.astype(np.int64), ['kept', 'flagged'], ['#c7c7c7', '#d62728']
-    wrong = np.asarray(noisy) != np.asarray(clean)
-    names = ['kept, label right (TN)', 'kept, label wrong (FN)', 'flagged, label right (FP)', 'flagged, label wrong (TP)']
+    if clean_labels is None: return flagged.astype(np.int64), ['kept', 'flagged'], ['#c7c7c7', '#d62728']
+    wrong = np.asarray(noisy_labels) != np.asarray(clean_labels)
+    names = ['kept, label right (TN)', 'kept, label wrong (FN)',
+             'flagged, label right (FP)', 'flagged, label wrong (TP)']
     return flagged * 2 + wrong, names, ['#c7c7c7', '#9467bd', '#ff7f0e', '#d62728']
 
 # %% ../nbs/05_representations.ipynb #b6c32c3f
+def _scatter_groups(ax, emb:np.ndarray, codes:np.ndarray, classes:list[str], colors:list, s:float):
+    "One scatter per code value present, labelled with its name and count."
+    for k in range(len(classes)):
+        if (m := codes == k).any():
+            ax.scatter(emb[m, 0], emb[m, 1], s=s, color=colors[k], label=f"{classes[k]} ({m.sum()})", linewidths=0,
+                       alpha=.85, rasterized=True)
+
+def _legend_below(ax):
+    "A compact two-column legend under the axes, with full-size opaque markers."
+    leg = ax.legend(loc='upper center', bbox_to_anchor=(.5, -.01), ncol=2, fontsize=7, frameon=False, handletextpad=.2)
+    for h in leg.legend_handles: h.set_sizes([25]); h.set_alpha(1)
+
 def plot_embedding(emb:np.ndarray, # N×2 points
-                   labels:np.ndarray, # N integer labels (class ids or detection outcomes)
-                   classes:list[str]|None=None, # name of each label value, for the legend
+                   codes:np.ndarray, # N integer codes: class ids or detection outcomes (`detection_groups`)
+                   *,
+                   classes:list[str]|None=None, # name of each code value, for the legend
                    ax=None, # matplotlib axes; default: a new figure
                    title:str='',
-                   colors:list|None=None, # one colour per label value; default: tab10/tab20/turbo
+                   colors:list|None=None, # one colour per code value; default: tab10/tab20/turbo
                    s:float|None=None, # marker size; default shrinks with N
                    legend:bool=True, # below the plot (20 classes at most)
                   ):
-    "Scatter a 2-D embedding with one colour per label, class names in the legend; returns the axes."
+    "Scatter a 2-D embedding with one colour per code, class names in the legend; returns the axes."
     import matplotlib.pyplot as plt
-    emb, labels = np.asarray(emb), np.asarray(labels)
-    if emb.ndim != 2 or emb.shape[1] != 2 or len(labels) != len(emb):
-        raise ValueError(f"need N×2 points and N labels, got points {emb.shape} and labels {labels.shape}")
-    K = len(classes) if classes is not None else int(labels.max(initial=0)) + 1
+    emb, codes = np.asarray(emb), np.asarray(codes)
+    if emb.ndim != 2 or emb.shape[1] != 2 or len(codes) != len(emb):
+        raise ValueError(f"need N×2 points and N labels, got points {emb.shape} and labels {codes.shape}")
+    K = len(classes) if classes is not None else int(codes.max(initial=0)) + 1
     classes, colors = classes or [str(k) for k in range(K)], colors or _palette(K)
     if ax is None: _, ax = plt.subplots(figsize=(5.5, 5.5))
-    s = s or float(np.clip(15000 / max(len(emb), 1), 2, 25))
-    for k in range(K):
-        if (m := labels == k).any():
-            ax.scatter(emb[m, 0], emb[m, 1], s=s, color=colors[k], label=f"{classes[k]} ({m.sum()})", linewidths=0, alpha=.85, rasterized=True)
+    _scatter_groups(ax, emb, codes, classes, colors, s or float(np.clip(15000 / max(len(emb), 1), 2, 25)))
     ax.set_title(title); ax.set_xticks([]); ax.set_yticks([])
-    if legend and K <= 20:
-        leg = ax.legend(loc='upper center', bbox_to_anchor=(.5, -.01), ncol=2, fontsize=7, frameon=False, handletextpad=.2)
-        for h in leg.legend_handles: h.set_sizes([25]); h.set_alpha(1)
+    if legend and K <= 20: _legend_below(ax)
     return ax
 
 # %% ../nbs/05_representations.ipynb #c144785c
 def plot_representations(emb:np.ndarray, # N×2 embedding
-                         noisy:np.ndarray, # N noisy labels of the points
-                         clean:np.ndarray|None=None, # N true labels, when known
+                         noisy_labels:np.ndarray, # N noisy labels of the points
+                         *,
+                         clean_labels:np.ndarray|None=None, # N true labels, when known
                          flagged:np.ndarray|None=None, # bool N: the detection's flags, when there is one
                          classes:list[str]|None=None, # class names
                          path:str|Path|None=None, # save the figure as PNG here (e.g. into the run directory)
@@ -225,11 +260,13 @@ def plot_representations(emb:np.ndarray, # N×2 embedding
                         ):
     "Side-by-side panels of the embedding by noisy label, clean label and detection outcome; returns the figure."
     import matplotlib.pyplot as plt
-    panels = [('noisy labels', noisy, classes, None)]
-    if clean is not None: panels.append(('clean labels', clean, classes, None))
-    if flagged is not None: panels.append(('detection', *detection_groups(flagged, noisy, clean)))
+    panels = [('noisy labels', noisy_labels, classes, None)]
+    if clean_labels is not None: panels.append(('clean labels', clean_labels, classes, None))
+    if flagged is not None:
+        panels.append(('detection', *detection_groups(flagged, noisy_labels=noisy_labels, clean_labels=clean_labels)))
     fig, axs = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 6.3), squeeze=False)
-    for ax, (name, labels, names, colors) in zip(axs[0], panels): plot_embedding(emb, labels, names, ax, name, colors)
+    for ax, (name, codes, names, colors) in zip(axs[0], panels):
+        plot_embedding(emb, codes, classes=names, ax=ax, title=name, colors=colors)
     if title: fig.suptitle(title)
     fig.tight_layout()
     if path is not None:
@@ -250,6 +287,7 @@ def image_png(img:Tensor, # uint8 C×H×W (C = 1, 3 or 4)
 
 def image_grid_html(images:Tensor, # uint8 B×C×H×W
                     captions:list[str], # one HTML caption per image
+                    *,
                     scale:int=2, # upscaling
                     marked:np.ndarray|None=None, # bool B: framed in red (e.g. flagged)
                    ) -> str:
@@ -257,7 +295,8 @@ def image_grid_html(images:Tensor, # uint8 B×C×H×W
     marked = np.zeros(len(images), bool) if marked is None else np.asarray(marked, bool)
     cells = [f'<figure style="margin:2px;border:2px solid {"#d62728" if m else "transparent"}">'
              f'<img src="data:image/png;base64,{base64.b64encode(image_png(im, scale)).decode()}"/>'
-             f'<figcaption style="font-size:10px;line-height:1.15;max-width:{im.shape[-1] * scale}px">{c}</figcaption></figure>'
+             f'<figcaption style="font-size:10px;line-height:1.15;max-width:{im.shape[-1] * scale}px">{c}</figcaption>'
+             '</figure>'
              for im, c, m in zip(images, captions, marked)]
     return f'<div class="nlmn-grid" style="display:flex;flex-wrap:wrap">{"".join(cells)}</div>'
 
@@ -266,30 +305,44 @@ class EmbeddingExplorer:
     "Explore a 2-D embedding: colour by label or detection, filter a class, pick a region and see its images."
     def __init__(self, emb:np.ndarray, # N'×2 embedding (from `umap_embed`)
                  ds, # the `NoisyDataset` the points come from
+                 *,
                  detection=None, # a `Detection` on `ds` (flags and scores), optional
                  idx:np.ndarray|None=None, # dataset position of each point (from `umap_embed`); default 0..N'-1
                  max_images:int=32, # thumbnails shown at most
                  scale:int=2, # thumbnail upscaling
                  size:float=5.5, # plot size in inches
                 ):
-        import ipywidgets as W
-        self.emb, self.ds, self.max_images, self.scale, self.size = np.asarray(emb, np.float32), ds, max_images, scale, size
+        import ipywidgets  # noqa: F401 (fail before any work when the widgets are missing)
+        self.emb, self.ds = np.asarray(emb, np.float32), ds
+        self.max_images, self.scale, self.size = max_images, scale, size
         self.idx = np.arange(len(self.emb)) if idx is None else np.asarray(idx)
         if self.emb.ndim != 2 or self.emb.shape[1] != 2 or len(self.idx) != len(self.emb):
             raise ValueError(f"need an N×2 embedding and N indices, got {self.emb.shape} and {self.idx.shape}")
-        pick = lambda v: None if v is None else np.asarray(v.cpu() if isinstance(v, Tensor) else v)[self.idx]
-        self.noisy, self.clean = pick(ds.noisy_labels), pick(ds.clean_labels)
-        self.flagged, self.score = (None, None) if detection is None else (pick(detection.flagged).astype(bool), pick(detection.score))
-        views = [('noisy label', 'noisy')] + [('clean label', 'clean')] * (self.clean is not None) + [('detection', 'detection')] * (self.flagged is not None)
+        self.noisy, self.clean = self._pick(ds.noisy_labels), self._pick(ds.clean_labels)
+        self.flagged, self.score = (None, None) if detection is None else (self._pick(detection.flagged).astype(bool),
+                                                                           self._pick(detection.score))
+        self._make_controls()
+        self.update()
+
+    def _pick(self, v) -> np.ndarray|None:
+        "A per-sample array (Tensor or array) of the dataset at the points' positions; None stays None."
+        return None if v is None else np.asarray(v.cpu() if isinstance(v, Tensor) else v)[self.idx]
+
+    def _make_controls(self):
+        "The controls (wired to `update`), the plot, the counts and the gallery, and the widget that lays them out."
+        import ipywidgets as W
+        views = ([('noisy label', 'noisy')] + [('clean label', 'clean')] * (self.clean is not None)
+                 + [('detection', 'detection')] * (self.flagged is not None))
         self.color_by = W.Dropdown(options=views, description='colour by')
-        self.class_filter = W.Dropdown(options=[('all classes', -1)] + [(c, i) for i, c in enumerate(ds.classes)], description='class')
+        classes = [('all classes', -1)] + [(c, i) for i, c in enumerate(self.ds.classes)]
+        self.class_filter = W.Dropdown(options=classes, description='class')
         self.highlight = W.Checkbox(value=False, description='ring flagged', disabled=self.flagged is None)
         self.x_range, self.y_range = (self._range_slider(self.emb[:, j], name) for j, name in enumerate('xy'))
         self.plot, self.info, self.gallery = W.Image(format='png'), W.HTML(), W.HTML()
-        for w in (self.color_by, self.class_filter, self.highlight, self.x_range, self.y_range): w.observe(lambda _: self.update(), 'value')
+        for w in (self.color_by, self.class_filter, self.highlight, self.x_range, self.y_range):
+            w.observe(lambda _: self.update(), 'value')
         self.widget = W.VBox([W.HBox([self.color_by, self.class_filter, self.highlight]),
                               W.HBox([self.plot, W.VBox([self.x_range, self.y_range, self.info])]), self.gallery])
-        self.update()
 
     def _range_slider(self, v:np.ndarray, name:str):
         import ipywidgets as W
@@ -334,7 +387,8 @@ class EmbeddingExplorer:
         name = lambda c: html.escape(self.ds.classes[c])
         noisy = int(self.ds.noisy_labels[pos])
         cap = f"#{pos} {name(noisy)}"
-        if self.ds.clean_labels is not None and (clean := int(self.ds.clean_labels[pos])) != noisy: cap += f'<br><span style="color:#d62728">clean: {name(clean)}</span>'
+        if self.ds.clean_labels is not None and (clean := int(self.ds.clean_labels[pos])) != noisy:
+            cap += f'<br><span style="color:#d62728">clean: {name(clean)}</span>'
         return cap
 
     def _render_plot(self) -> bytes:
@@ -343,10 +397,11 @@ class EmbeddingExplorer:
         fig = Figure(figsize=(self.size, self.size))
         ax = fig.add_subplot()
         keep = self.in_class
-        if self.color_by.value == 'detection': labels, names, colors = detection_groups(self.flagged, self.noisy, self.clean)
-        else: labels, names, colors = self._labels(), self.ds.classes, None
+        if self.color_by.value == 'detection':
+            codes, names, colors = detection_groups(self.flagged, noisy_labels=self.noisy, clean_labels=self.clean)
+        else: codes, names, colors = self._labels(), self.ds.classes, None
         if (~keep).any(): ax.scatter(*self.emb[~keep].T, s=2, color='#e5e5e5', linewidths=0, rasterized=True)
-        plot_embedding(self.emb[keep], labels[keep], names, ax, colors=colors)
+        plot_embedding(self.emb[keep], codes[keep], classes=names, ax=ax, colors=colors)
         if self.highlight.value and self.flagged is not None:
             f = keep & self.flagged
             ax.scatter(*self.emb[f].T, s=30, facecolors='none', edgecolors='k', linewidths=.6)
@@ -357,17 +412,23 @@ class EmbeddingExplorer:
         buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=80)
         return buf.getvalue()
 
+    def _info_html(self, rows:np.ndarray, n_shown:int) -> str:
+        "The counts of the selected rows: selected, flagged, wrongly labelled (as far as known), shown."
+        parts = [f"<b>{len(rows)}</b> points selected"]
+        if self.flagged is not None: parts.append(f"{int(self.flagged[rows].sum())} flagged")
+        if self.clean is not None:
+            parts.append(f"{int((self.noisy[rows] != self.clean[rows]).sum())} with a wrong label")
+        return '<br>'.join(parts) + (f"<br>showing the first {n_shown}" if n_shown < len(rows) else '')
+
     def update(self):
         "Redraw the plot, the counts and the thumbnails from the controls' values."
         rows = self._selected_rows()
         shown = rows[:self.max_images]
         self.plot.value = self._render_plot()
-        parts = [f"<b>{len(rows)}</b> points selected"]
-        if self.flagged is not None: parts.append(f"{int(self.flagged[rows].sum())} flagged")
-        if self.clean is not None: parts.append(f"{int((self.noisy[rows] != self.clean[rows]).sum())} with a wrong label")
-        self.info.value = '<br>'.join(parts) + (f"<br>showing the first {len(shown)}" if len(shown) < len(rows) else '')
+        self.info.value = self._info_html(rows, len(shown))
         pos = torch.as_tensor(self.idx[shown], dtype=torch.long)
-        self.gallery.value = image_grid_html(self.ds.images[pos.to(self.ds.images.device)], [self._caption(int(p)) for p in pos], self.scale,
-                                             None if self.flagged is None else self.flagged[shown])
+        self.gallery.value = image_grid_html(self.ds.images[pos.to(self.ds.images.device)],
+                                             [self._caption(int(p)) for p in pos], scale=self.scale,
+                                             marked=None if self.flagged is None else self.flagged[shown])
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)

@@ -10,7 +10,8 @@ from nlmn.augment import _apply_policy, _rotate, _uda_magnitude, _UDA_OPS
 
 
 def seeded(seed=0, device='cpu'): return torch.Generator(device).manual_seed(seed)
-def images(n=16, size=32, device='cpu'): return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=seeded(1)).to(device)
+def images(n=16, size=32, device='cpu'):
+    return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=seeded(1)).to(device)
 
 PIPELINES = [weak_augment(), strong_augment(), simifeat_augment(), no_augment()]
 
@@ -23,7 +24,8 @@ def test_pipelines_are_reproducible(aug):
 
 def test_pipeline_order_matches_the_steps():
     x, gen = images(), seeded()
-    expected = cutout(normalize(random_hflip(random_crop(autoaugment_cifar10(x, gen), 4, gen), gen=gen)), 16, gen)
+    crop_flip = lambda x: random_hflip(random_crop(x, 4, gen=gen), gen=gen)
+    expected = cutout(normalize(crop_flip(autoaugment_cifar10(x, gen=gen))), 16, gen=gen)
     assert torch.equal(strong_augment()(x, gen=seeded()), expected)
 
 @pytest.mark.parametrize("f", [random_crop, random_hflip, random_rotation, cutout, autoaugment_cifar10])
@@ -36,7 +38,7 @@ def test_steps_keep_shape_and_dtype(f):
 def test_crop_is_a_window_of_the_padded_image():
     x = images(4, 8)
     padded = torch.nn.functional.pad(x, (4,) * 4)
-    for xi, yi in zip(padded, random_crop(x, 4, seeded())):
+    for xi, yi in zip(padded, random_crop(x, 4, gen=seeded())):
         assert any(torch.equal(yi, xi[:, r:r+8, c:c+8]) for r in range(9) for c in range(9))
 
 def test_autoaugment_policy_is_torchvisions():
@@ -67,7 +69,8 @@ def test_batched_autoaugment_equals_torchvision_per_image():
 
 def test_forced_subpolicy_matches_functional_ops():
     x = images(8)
-    y = autoaugment_cifar10(x, seeded(), policy_idx=torch.full((8,), 4), policy='torchvision')  # AutoContrast 0.5, Equalize 0.9
+    # sub-policy 4: AutoContrast 0.5, Equalize 0.9
+    y = autoaugment_cifar10(x, gen=seeded(), policy_idx=torch.full((8,), 4), policy='torchvision')
     candidates = [x, TF.autocontrast(x), TF.equalize(x), TF.equalize(TF.autocontrast(x))]
     assert all(any(torch.equal(y[i], c[i]) for c in candidates) for i in range(8))
 
@@ -84,7 +87,8 @@ def pil_uda(im, name, v):
             "Rotate": lambda: im.rotate(v), "AutoContrast": lambda: ImageOps.autocontrast(im),
             "Invert": lambda: ImageOps.invert(im), "Equalize": lambda: ImageOps.equalize(im),
             "Solarize": lambda: ImageOps.solarize(im, v), "Posterize2": lambda: ImageOps.posterize(im, int(v)),
-            "Contrast": lambda: ImageEnhance.Contrast(im).enhance(v), "Color": lambda: ImageEnhance.Color(im).enhance(v),
+            "Contrast": lambda: ImageEnhance.Contrast(im).enhance(v),
+            "Color": lambda: ImageEnhance.Color(im).enhance(v),
             "Brightness": lambda: ImageEnhance.Brightness(im).enhance(v),
             "Sharpness": lambda: ImageEnhance.Sharpness(im).enhance(v)}[name]()
 
@@ -95,7 +99,8 @@ def test_uda_table_differs_from_torchvisions_only_in_subpolicy_13_color():
     assert diffs == [(13, 1)] and UDA_CIFAR10_POLICY[13][1] == ("Color", 0.2, 6)
     assert AUTOAUGMENT_POLICIES == ('uda', 'torchvision')
 
-SIGNED = {"ShearX", "ShearY", "TranslateXAbs", "TranslateYAbs", "Rotate"}  # augmentations.py: random sign; enhance ops none
+# augmentations.py: these take a random sign; the enhance ops none
+SIGNED = {"ShearX", "ShearY", "TranslateXAbs", "TranslateYAbs", "Rotate"}
 
 def reference_value(name, level, negate):
     "The value handed to the PIL op, with the sign set from the reference rather than from the code under test"
@@ -120,7 +125,8 @@ def test_uda_ops_on_hand_made_images():
     dot = torch.zeros(1, 1, 1, 32, dtype=torch.uint8); dot[..., 12] = 255
     assert uda("TranslateXAbs", dot, 9).nonzero()[:, -1].tolist() == [3]                 # 9 px to the left
     assert uda("TranslateXAbs", dot, 9, negate=True).nonzero()[:, -1].tolist() == [21]   # or to the right
-    # Color level 0 = factor 0.1 towards grey (200·19595 + 100·38470 + 2¹⁵) >> 16 = 118: ⌊118 + 0.1·(82, −18, −118)⌋
+    # Color level 0 = factor 0.1 towards grey (200·19595 + 100·38470 + 2¹⁵) >> 16 = 118:
+    # ⌊118 + 0.1·(82, −18, −118)⌋
     assert torch.equal(uda("Color", px(200, 100, 0), 0), px(126, 116, 106))
     assert torch.equal(uda("Brightness", px(10, 100, 200), 9), px(17, 172, 255))        # ×1.72, truncated, clipped
     ramp = torch.tensor([[10, 20], [30, 40]], dtype=torch.uint8).expand(1, 3, 2, 2)
@@ -128,9 +134,11 @@ def test_uda_ops_on_hand_made_images():
 
 def uda_test_images():
     gen = seeded(7)
-    return torch.cat([torch.randint(0, 256, (24, 3, 32, 32), generator=gen),
-                      torch.randint(0, 40, (8, 3, 32, 32), generator=gen) + torch.randint(0, 216, (8, 3, 1, 1), generator=gen),
-                      torch.randint(0, 3, (4, 3, 32, 32), generator=gen) * 100]).byte()
+    noise = torch.randint(0, 256, (24, 3, 32, 32), generator=gen)
+    low_contrast = torch.randint(0, 40, (8, 3, 32, 32), generator=gen)
+    low_contrast = low_contrast + torch.randint(0, 216, (8, 3, 1, 1), generator=gen)
+    three_levels = torch.randint(0, 3, (4, 3, 32, 32), generator=gen) * 100
+    return torch.cat([noise, low_contrast, three_levels]).byte()
 
 UDA_CASES = sorted({(name, level) for sub in UDA_CIFAR10_POLICY for name, _, level in sub})
 
@@ -157,9 +165,10 @@ def test_batched_uda_autoaugment_equals_the_pil_chain_per_image():
 
 def test_policy_names_are_checked():
     x = images(4)
-    assert not torch.equal(autoaugment_cifar10(x, seeded()), autoaugment_cifar10(x, seeded(), policy='torchvision'))
+    default, tv = autoaugment_cifar10(x, gen=seeded()), autoaugment_cifar10(x, gen=seeded(), policy='torchvision')
+    assert not torch.equal(default, tv)
     with pytest.raises(ValueError, match=r"policy must be one of \('uda', 'torchvision'\), got 'UDA'"):
-        autoaugment_cifar10(x, seeded(), policy='UDA')
+        autoaugment_cifar10(x, gen=seeded(), policy='UDA')
     with pytest.raises(ValueError, match=r"Augment.autoaugment .* must be one of \('uda', 'torchvision'\)"):
         Augment(autoaugment='randaugment')
     with pytest.raises(ValueError, match="Augment.autoaugment"): Augment(autoaugment=1)
@@ -167,7 +176,8 @@ def test_policy_names_are_checked():
     assert strong_augment().autoaugment == 'uda' and strong_augment(policy='torchvision').autoaugment == 'torchvision'
     x = images(8)
     gen = seeded()
-    expected = cutout(normalize(random_hflip(random_crop(autoaugment_cifar10(x, gen, policy='torchvision'), 4, gen), gen=gen)), 16, gen)
+    crop_flip = lambda x: random_hflip(random_crop(x, 4, gen=gen), gen=gen)
+    expected = cutout(normalize(crop_flip(autoaugment_cifar10(x, gen=gen, policy='torchvision'))), 16, gen=gen)
     assert torch.equal(strong_augment(policy='torchvision')(x, gen=seeded()), expected)
 
 # --- SimiFeat rotation: PIL's nearest rotate with zero fill
@@ -183,12 +193,14 @@ def test_nearest_rotation_matches_pil(angle):
 
 def test_random_rotation_matches_pil_at_its_drawn_angles():
     x = images(128)
-    y = random_rotation(x, 15., seeded())
+    y = random_rotation(x, 15., gen=seeded())
     angles = (torch.rand(128, generator=seeded()) * 2 - 1) * 15
-    ref = torch.stack([from_pil(to_pil(xi).rotate(float(a), resample=Image.NEAREST, fillcolor=0)) for xi, a in zip(x, angles)])
+    ref = torch.stack([from_pil(to_pil(xi).rotate(float(a), resample=Image.NEAREST, fillcolor=0))
+                       for xi, a in zip(x, angles)])
     assert (y == ref).float().mean() >= 0.99
+    g = seeded()
     assert torch.equal(simifeat_augment()(x, gen=seeded()),
-                       normalize(random_rotation(random_hflip(random_crop(x, 4, (g := seeded())), gen=g), 15., g)))
+                       normalize(random_rotation(random_hflip(random_crop(x, 4, gen=g), gen=g), 15., gen=g)))
 
 def test_bilinear_rotation_is_kept_as_an_option():
     x = torch.rand(3, 2, 8, 12)
@@ -200,7 +212,7 @@ def test_bilinear_rotation_is_kept_as_an_option():
     with pytest.raises(ValueError, match="'nearest' or 'bilinear'"): random_rotation(xb, gen=seeded(), mode='cubic')
 
 def test_cutout_square():
-    y = cutout(torch.ones(200, 3, 32, 32), 16, seeded())
+    y = cutout(torch.ones(200, 3, 32, 32), 16, gen=seeded())
     area = (y[:, 0] == 0).sum((1, 2))
     assert area.max() == 256 and area.min() >= 64  # full square, or clipped to a quarter at worst
     assert torch.equal(y[:, 0], y[:, 2])
@@ -209,6 +221,13 @@ def test_generator_must_live_on_the_tensor_device():
     x = images().to('meta')  # checks the device logic without CUDA
     for f in (random_crop, random_hflip, random_rotation, cutout, autoaugment_cifar10):
         with pytest.raises(ValueError, match="generator on cpu"): f(x, gen=seeded())
+
+def test_generator_is_keyword_only():
+    "A generator passed in a parameter's place (padding, p, degrees, size) is refused, not misread"
+    x = images(4)
+    for f, arg in ((random_crop, 4), (random_hflip, 0.5), (random_rotation, 15.), (cutout, 16)):
+        with pytest.raises(TypeError): f(x, arg, seeded())
+    with pytest.raises(TypeError): autoaugment_cifar10(x, seeded())
 
 def test_batches_cover_each_index_once_and_reshuffle():
     bs = Batches(103, 10, seed=0)

@@ -1,12 +1,13 @@
-"End to end in a real browser: JupyterLab and headless Chromium (driven by Playwright) run a notebook with a review browser; clicks land in decisions.csv."
+"""End to end in a real browser: JupyterLab and headless Chromium (driven by Playwright) run a notebook with a review
+browser; clicks land in decisions.csv."""
 import contextlib, html, importlib.util, json, os, re, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 
 import pytest
 
 CHROMIUM = '/usr/bin/chromium'
-CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-                 '--disable-component-update', '--disable-sync', '--no-first-run']
+CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
+                 '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
 
 DEMO = '''
 import torch.nn.functional as F
@@ -14,8 +15,8 @@ from nlmn.data import inject_noise, synthetic_dataset
 from nlmn.simifeat import SimiFeatConfig, fixed_feature_rounds, simifeat
 from nlmn.review import ReviewBrowser
 ds = inject_noise(synthetic_dataset(400, seed=0), 'instance', 0.3, seed=0)
-det = simifeat(fixed_feature_rounds(F.avg_pool2d(ds.images.float(), 4).flatten(1), seed=0), ds.noisy_labels, ds.num_classes,
-               SimiFeatConfig(rounds=5), quiet=True)
+det = simifeat(fixed_feature_rounds(F.avg_pool2d(ds.images.float(), 4).flatten(1), seed=0), ds.noisy_labels,
+               num_classes=ds.num_classes, cfg=SimiFeatConfig(rounds=5), quiet=True)
 det.save({folder!r} + '/detection.npz')
 ReviewBrowser(ds, det, {folder!r} + '/decisions.csv')
 '''
@@ -26,12 +27,14 @@ def skip_without_browser():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} not found: the browser test needs Debian's Chromium (apt-get install -y chromium); "
                     "Playwright's own browsers are not used")
-    if importlib.util.find_spec('playwright') is None: pytest.skip("the playwright package is not installed (pip install playwright)")
+    if importlib.util.find_spec('playwright') is None:
+        pytest.skip("the playwright package is not installed (pip install playwright)")
 
 
 def write_notebook(path:Path, *sources:str):
     "A minimal nbformat 4.5 notebook with one code cell per source."
-    cells = [dict(cell_type='code', id=f'c{i}', metadata={}, source=s.strip(), outputs=[], execution_count=None) for i, s in enumerate(sources)]
+    cells = [dict(cell_type='code', id=f'c{i}', metadata={}, source=s.strip(), outputs=[], execution_count=None)
+             for i, s in enumerate(sources)]
     meta = dict(kernelspec=dict(display_name='python3', language='python', name='python3'))
     path.write_text(json.dumps(dict(cells=cells, metadata=meta, nbformat=4, nbformat_minor=5)))
 
@@ -59,16 +62,20 @@ def _stop(proc:subprocess.Popen):
 def jupyter_lab(root:Path, # the folder JupyterLab serves
                 home:Path, # a temporary HOME, so that ~/.jupyter stays untouched
                ):
-    "A JupyterLab server on 127.0.0.1 without token or password; yields its URL and stops it (and its kernels) afterwards."
-    settings = home/'.jupyter'/'lab'/'user-settings'/'@jupyterlab'/'apputils-extension'/'notification.jupyterlab-settings'
+    """A JupyterLab server on 127.0.0.1 without token or password; yields its URL and stops it (and its kernels)
+    afterwards."""
+    settings = (home/'.jupyter'/'lab'/'user-settings'/'@jupyterlab'/'apputils-extension'/
+                'notification.jupyterlab-settings')
     settings.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text(json.dumps({'fetchNews': 'false'}))
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith('JUPYTER')} | dict(HOME=str(home), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    env = ({k: v for k, v in os.environ.items() if not k.startswith('JUPYTER')}
+           | dict(HOME=str(home), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}"))
     log = home/'jupyterlab.log'
     with open(log, 'w') as out:
-        proc = subprocess.Popen([sys.executable, '-m', 'jupyterlab', '--no-browser', '--allow-root', '--ServerApp.ip=127.0.0.1',
-                                 f'--ServerApp.port={port}', '--ServerApp.port_retries=0', "--IdentityProvider.token=", "--ServerApp.password=",
+        proc = subprocess.Popen([sys.executable, '-m', 'jupyterlab', '--no-browser', '--allow-root',
+                                 '--ServerApp.ip=127.0.0.1', f'--ServerApp.port={port}', '--ServerApp.port_retries=0',
+                                 "--IdentityProvider.token=", "--ServerApp.password=",
                                  '--LabApp.expose_app_in_browser=True', f'--ServerApp.root_dir={root}'],
                                 cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -119,7 +126,7 @@ def test_review_browser_in_jupyterlab(tmp_path):
     from nlmn.data import inject_noise, synthetic_dataset
     from nlmn.review import ReviewBrowser, load_decisions, review_summary
     from nlmn.simifeat import Detection
-    ds = inject_noise(synthetic_dataset(400, seed=0), 'instance', 0.3, seed=0)  # the kernel's dataset (DEMO), made here too
+    ds = inject_noise(synthetic_dataset(400, seed=0), 'instance', 0.3, seed=0)  # the kernel's dataset (DEMO), here too
     root, home = tmp_path/'lab', tmp_path/'home'
     root.mkdir(); home.mkdir()
     write_notebook(root/'demo.ipynb', DEMO.format(folder=str(root)))
@@ -133,30 +140,36 @@ def test_review_browser_in_jupyterlab(tmp_path):
         expect(tiles.nth(0).locator('img')).to_be_visible()
         det = Detection.load(root/'detection.npz')  # saved by the kernel before it showed the browser
         def same_as_python(py:ReviewBrowser, n:int):
-            "The page shows what a browser opened here, on the same data and file, computes: counter, page, first `n` captions."
+            """The page shows what a browser opened here, on the same data and file, computes: counter, page, first `n`
+            captions."""
             expect(out.locator('.nlmn-counter')).to_have_text(re.sub(r'<[^>]+>', '', py.counter.value))
             expect(out.locator('.nlmn-page')).to_have_text(py.page_label.value)
-            for k in range(n): expect(tiles.nth(k).locator('.nlmn-caption')).to_have_text(shown_text(py.tiles[k]), use_inner_text=True)
-        same_as_python(ReviewBrowser(ds, det, root/'decisions.csv'), 16)  # no file yet: nothing decided, clean labels hidden
+            for k in range(n):
+                expect(tiles.nth(k).locator('.nlmn-caption')).to_have_text(shown_text(py.tiles[k]), use_inner_text=True)
+        # no file yet: nothing decided, clean labels hidden
+        same_as_python(ReviewBrowser(ds, det, root/'decisions.csv'), 16)
         assert 'clean:' not in tiles.nth(0).inner_text()
 
         first, second, third = (tiles.nth(k) for k in range(3))
         pos = [caption_position(t) for t in (first, second, third)]
-        new = next(k for k in range(ds.num_classes) if k not in (int(ds.noisy_labels[pos[1]]), int(det.suggested[pos[1]])))
+        new = next(k for k in range(ds.num_classes)
+                   if k not in (int(ds.noisy_labels[pos[1]]), int(det.suggested[pos[1]])))
         first.get_by_role('button', name='accept', exact=True).click()
         expect(first.locator('.nlmn-caption')).to_contain_text('decision: accept')
         second.locator('select').select_option(label=ds.classes[new])
         expect(second.locator('.nlmn-caption')).to_contain_text('decision: relabel')
         third.get_by_role('button', name='drop', exact=True).click()
         expect(third.locator('.nlmn-caption')).to_contain_text('decision: drop')
-        assert load_decisions(root/'decisions.csv', ds) == {pos[0]: ('accept', int(det.suggested[pos[0]])), pos[1]: ('relabel', new), pos[2]: ('drop', None)}
+        assert load_decisions(root/'decisions.csv', ds) == {
+            pos[0]: ('accept', int(det.suggested[pos[0]])), pos[1]: ('relabel', new), pos[2]: ('drop', None)}
         py = ReviewBrowser(ds, det, root/'decisions.csv')  # what the file holds, shown by Python
         same_as_python(py, 16)
         out.get_by_role('button', name='show clean labels').click()
         py.show_truth.value = True
         same_as_python(py, 16)
         assert 'clean:' in first.inner_text()
-        cells = ['—' if v is None else str(v) for r in review_summary(root/'decisions.csv', ds, det) for v in r.values()]
+        cells = ['—' if v is None else str(v)
+                 for r in review_summary(root/'decisions.csv', ds, det) for v in r.values()]
         expect(out.locator('table.nlmn-summary td')).to_have_text(cells)
         page.screenshot(path=str(tmp_path/'review.png'), full_page=True)
 
@@ -167,7 +180,8 @@ def test_review_browser_in_jupyterlab(tmp_path):
 
         rows = {int(r['index']): r for r in load_csv(root/'decisions.csv')}
         assert {i: (r['decision'], r['label_name']) for i, r in rows.items()} == {
-            pos[0]: ('accept', ds.classes[det.suggested[pos[0]]]), pos[1]: ('relabel', ds.classes[new]), pos[2]: ('drop', '')}
+            pos[0]: ('accept', ds.classes[det.suggested[pos[0]]]), pos[1]: ('relabel', ds.classes[new]),
+            pos[2]: ('drop', '')}
         assert all(r['original_index'] == str(int(ds.indices[i])) and r['time'] for i, r in rows.items())
         assert pos == sorted(pos, key=lambda p: (det.score[p], p))  # most suspicious first
     print(f"browser test: {time.perf_counter() - t0:.1f} s, screenshot {tmp_path/'review.png'}")

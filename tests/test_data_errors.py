@@ -9,7 +9,8 @@ from nlmn.data import (NoisyDataset, cifarn, cifarn_label_file, from_folder, fro
 @pytest.fixture
 def npz_and_labels(tmp_path, noisy_synthetic):
     ds = noisy_synthetic
-    np.savez(tmp_path/'imgs.npz', images=ds.images.permute(0, 2, 3, 1).numpy(), labels=ds.clean_labels.numpy(), index=np.arange(len(ds)))
+    np.savez(tmp_path/'imgs.npz', images=ds.images.permute(0, 2, 3, 1).numpy(), labels=ds.clean_labels.numpy(),
+             index=np.arange(len(ds)))
     labels = dict(clean_label=ds.clean_labels.numpy(), worse_label=ds.noisy_labels.numpy())
     return tmp_path/'imgs.npz', labels, ds
 
@@ -29,14 +30,16 @@ def test_npz_with_label_file_round_trip(tmp_path, npz_and_labels):
 def test_label_file_missing_key(tmp_path, npz_and_labels):
     path, labels, _ = npz_and_labels
     lf = _save(tmp_path, {'clean_label': labels['clean_label']})
-    with pytest.raises(KeyError, match=r"labels\.pt: no key 'worse_label' \(label set 'worst'\); the file has \['clean_label'\]"):
+    with pytest.raises(KeyError,
+                       match=r"labels\.pt: no key 'worse_label' \(label set 'worst'\); the file has \['clean_label'\]"):
         from_npz(path, lf, 'worst')
 
 
 def test_label_file_wrong_length(tmp_path, npz_and_labels):
     path, labels, _ = npz_and_labels
     lf = _save(tmp_path, {k: v[:100] for k, v in labels.items()})
-    with pytest.raises(ValueError, match=r"labels\.pt: key 'worse_label' has 100 labels, but the npz 'index' spans 0\.\.299"):
+    with pytest.raises(ValueError,
+                       match=r"labels\.pt: key 'worse_label' has 100 labels, but the npz 'index' spans 0\.\.299"):
         from_npz(path, lf, 'worst')
 
 
@@ -51,18 +54,22 @@ def test_labels_out_of_range(tmp_path, npz_and_labels):
 def test_label_file_disagrees_with_images(tmp_path, npz_and_labels):
     path, labels, _ = npz_and_labels
     shifted = dict(labels, clean_label=(labels['clean_label'] + 1) % 10)
-    with pytest.raises(ValueError, match=r"imgs\.npz: key 'labels' disagrees with .*labels\.pt key 'clean_label' on 300 of 300"):
+    with pytest.raises(ValueError,
+                       match=r"imgs\.npz: key 'labels' disagrees with .*labels\.pt key 'clean_label' on 300 of 300"):
         from_npz(path, _save(tmp_path, shifted), 'worst')
 
 
 def test_checksum_mismatch(tmp_path):
     lf = _save(tmp_path, {'clean_label': np.zeros(3, dtype=np.int64)}, 'CIFAR-10_human.pt')
-    with pytest.raises(ValueError, match=rf"CIFAR-10_human\.pt: checksum mismatch, expected sha256 {CIFARN_FILES['cifar10'][1]}, got [0-9a-f]{{64}}"):
+    sha = CIFARN_FILES['cifar10'][1]
+    with pytest.raises(ValueError,
+                       match=rf"CIFAR-10_human\.pt: checksum mismatch, expected sha256 {sha}, got [0-9a-f]{{64}}"):
         cifarn_label_file('cifar10', tmp_path, download=False)
 
 
 def test_missing_label_file_without_download(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"CIFAR-100_human\.pt: CIFAR-N label file not found; pass download=True"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"CIFAR-100_human\.pt: CIFAR-N label file not found; pass download=True"):
         cifarn(tmp_path, 'noisy100')
 
 
@@ -77,10 +84,13 @@ def test_label_file_with_code_is_refused(tmp_path):
 
 def test_non_image_npz(tmp_path):
     np.savez(tmp_path/'feats.npz', features=np.zeros((4, 8), dtype=np.float32))
-    with pytest.raises(KeyError, match=r"feats\.npz: no key 'images' \(expected N×H×W×C uint8 images\); the file has \['features'\]"):
+    with pytest.raises(KeyError,
+                       match=r"feats\.npz: no key 'images' \(expected N×H×W×C uint8 images\); "
+                             r"the file has \['features'\]"):
         from_npz(tmp_path/'feats.npz')
     np.savez(tmp_path/'float.npz', images=np.zeros((4, 8, 8, 3), dtype=np.float32), labels=np.zeros(4, dtype=np.int64))
-    with pytest.raises(ValueError, match=r"float\.npz: key 'images' must be uint8 N×H×W×C .* got float32 of shape \(4, 8, 8, 3\)"):
+    with pytest.raises(ValueError,
+                       match=r"float\.npz: key 'images' must be uint8 N×H×W×C .* got float32 of shape \(4, 8, 8, 3\)"):
         from_npz(tmp_path/'float.npz')
 
 
@@ -98,8 +108,10 @@ def _folder(tmp_path, ds, rows):
 
 
 def test_csv_naming_missing_files(tmp_path, noisy_synthetic):
-    path = _folder(tmp_path, noisy_synthetic, [['path', 'label'], ['img/0.png', 'a'], ['img/gone.png', 'b'], ['img/2.png', 'a']])
-    with pytest.raises(FileNotFoundError, match=r"data\.csv: 1 listed image file\(s\) not found, e\.g\. \['.*img/gone\.png'\]"):
+    rows = [['path', 'label'], ['img/0.png', 'a'], ['img/gone.png', 'b'], ['img/2.png', 'a']]
+    path = _folder(tmp_path, noisy_synthetic, rows)
+    with pytest.raises(FileNotFoundError,
+                       match=r"data\.csv: 1 listed image file\(s\) not found, e\.g\. \['.*img/gone\.png'\]"):
         from_folder(path)
 
 
@@ -110,7 +122,8 @@ def test_csv_missing_column(tmp_path, noisy_synthetic):
 
 
 def test_csv_with_clean_labels(tmp_path, noisy_synthetic):
-    path = _folder(tmp_path, noisy_synthetic, [['path', 'label', 'clean_label'], *[[f'img/{i}.png', 'b' if i else 'a', 'b'] for i in range(4)]])
+    rows = [['path', 'label', 'clean_label'], *[[f'img/{i}.png', 'b' if i else 'a', 'b'] for i in range(4)]]
+    path = _folder(tmp_path, noisy_synthetic, rows)
     ds = from_folder(path)
     assert ds.classes == ['a', 'b'] and ds.noise_rate == 0.25
 
@@ -140,3 +153,52 @@ def test_cifar10n_path_on_synthetic_archive(tmp_path):
     with pytest.raises(ValueError, match=r"CIFAR-10_human\.pt: key 'clean_label' has 200 labels, expected 50"):
         write_fake_cifar(tmp_path/'small', 'cifar10', n_train=50, n_test=10)
         cifarn(tmp_path/'small', 'worst', label_file=lf, verify=False)  # the 200-image label file on 50 images
+
+
+def test_npz_label_file_without_label_set(tmp_path, npz_and_labels):
+    path, labels, _ = npz_and_labels
+    with pytest.raises(ValueError, match=r"labels\.pt: give label_set, the key of the noisy labels"):
+        from_npz(path, _save(tmp_path, labels))
+
+
+def test_npz_without_labels(tmp_path):
+    np.savez(tmp_path/'bare.npz', images=np.zeros((4, 8, 8, 3), dtype=np.uint8))
+    with pytest.raises(KeyError,
+                       match=r"bare\.npz: no key 'labels' and no label file given; "
+                             r"expected int labels of shape \(4,\)"):
+        from_npz(tmp_path/'bare.npz')
+    np.savez(tmp_path/'two.npz', images=np.zeros((4, 8, 8, 2), dtype=np.uint8), labels=np.zeros(4, dtype=np.int64))
+    with pytest.raises(ValueError, match=r"two\.npz: key 'images' must be uint8 .* got uint8 of shape \(4, 8, 8, 2\)"):
+        from_npz(tmp_path/'two.npz')
+
+
+def test_npz_gray_images_and_own_clean_labels(tmp_path):
+    np.savez(tmp_path/'g.npz', images=np.zeros((3, 5, 5), dtype=np.uint8), labels=np.array([0, 2, 1]),
+             clean_labels=np.array([0, 1, 1]))
+    ds = from_npz(tmp_path/'g.npz')
+    assert ds.images.shape == (3, 1, 5, 5) and ds.classes == ['0', '1', '2'] and ds.noise_rate == pytest.approx(1 / 3)
+
+
+def test_csv_unreadable_or_mixed_size_images(tmp_path, noisy_synthetic):
+    path = _folder(tmp_path, noisy_synthetic, [['path', 'label'], ['img/0.png', 'a'], ['img/1.png', 'b']])
+    (tmp_path/'img'/'1.png').write_bytes(b'not an image')
+    with pytest.raises(ValueError, match=r"data\.csv: .*img/1\.png is not a readable image"):
+        from_folder(path)
+    Image.fromarray(np.zeros((20, 10, 3), dtype=np.uint8)).save(tmp_path/'img'/'1.png')
+    with pytest.raises(ValueError,
+                       match=r"data\.csv: .*img/1\.png is 10×20 but .*img/0\.png is 32×32; pass size= to resize"):
+        from_folder(path)
+    assert from_folder(path, size=(8, 12)).images.shape == (2, 3, 8, 12)
+
+
+def test_csv_without_rows(tmp_path, noisy_synthetic):
+    path = _folder(tmp_path, noisy_synthetic, [['path', 'label']])
+    with pytest.raises(ValueError, match=r"data\.csv: no rows; expected a header 'path,label' and one row per image"):
+        from_folder(path)
+
+
+def test_csv_numeric_labels_sort_by_value(tmp_path, noisy_synthetic):
+    rows = [['path', 'label'], *[[f'img/{i}.png', l] for i, l in enumerate(['10', '2', 'b', '-1'])]]
+    path = _folder(tmp_path, noisy_synthetic, rows)
+    ds = from_folder(path)
+    assert ds.classes == ['-1', '2', '10', 'b'] and ds.noisy_labels.tolist() == [2, 1, 3, 0]

@@ -33,10 +33,11 @@ def test_kl_is_weak_to_strong_with_the_weak_side_detached():
 
 def test_switches_off_by_default_and_tsa_schedules():
     cfg = finetune_config('paper-c10')
-    assert cfg.uda_confidence is None and cfg.uda_temperature is None and cfg.tsa is None
+    assert cfg.uda_threshold is None and cfg.uda_temperature is None and cfg.tsa is None
     for s in ('linear', 'log', 'exp'):
         ts = [tsa_threshold(t, s, 10) for t in np.linspace(0, 1, 11)]
-        assert all(a <= b for a, b in zip(ts, ts[1:])) and math.isclose(ts[0], 0.1 if s != 'exp' else 0.1 + 0.9 * math.exp(-5)) and ts[-1] > 0.99
+        assert (all(a <= b for a, b in zip(ts, ts[1:]))
+                and math.isclose(ts[0], 0.1 if s != 'exp' else 0.1 + 0.9 * math.exp(-5)) and ts[-1] > 0.99)
 
 
 def test_stratified_batches_hold_every_class():
@@ -49,9 +50,11 @@ def test_reviewed_split_trains_and_frozen_lr(tmp_path):
     train = inject_noise(synthetic_dataset(400, seed=0), 'symmetric', 0.3, seed=0)
     flagged = (train.noisy_labels != train.clean_labels).numpy()
     det = Detection(flagged, 1. - flagged, train.clean_labels.numpy())
-    decisions = {int(i): ('drop', None) for i in np.flatnonzero(flagged)[:10]} | {int(i): ('accept', None) for i in np.flatnonzero(flagged)[10:40]}
+    decisions = ({int(i): ('drop', None) for i in np.flatnonzero(flagged)[:10]}
+                 | {int(i): ('accept', None) for i in np.flatnonzero(flagged)[10:40]})
     split = apply_decisions(det, decisions, train.noisy_labels)
-    assert split.dropped.sum() == 10 and (split.labels[split.labeled] == train.clean_labels.numpy()[split.labeled]).all()
+    assert (split.dropped.sum() == 10
+            and (split.labels[split.labeled] == train.clean_labels.numpy()[split.labeled]).all())
     cfg = finetune_config('cpu-tiny', epochs=3, extra_epochs=2)
     test = synthetic_dataset(100, seed=1)
     res = finetune(train, split, cfg, tmp_path, test=test, quiet=True)
@@ -59,8 +62,9 @@ def test_reviewed_split_trains_and_frozen_lr(tmp_path):
     assert len(log) == 5 and len({r['lr'] for r in log[2:]}) == 1  # epochs 3..5 at the frozen lr
     assert res['labeled'] == split.labeled.sum() and res['unlabeled'] == split.unlabeled.sum()
     accs = [r['test_acc'] for r in log]
-    assert (res['test_acc_last'], res['test_acc_best'], res['best_epoch']) == (accs[-1], max(accs), 1 + accs.index(max(accs)))
-    best = load_weights(create_model('fastnet_tiny', 10), tmp_path/'best.pt').eval()  # best.pt holds the best epoch's weights
+    assert ((res['test_acc_last'], res['test_acc_best'], res['best_epoch'])
+            == (accs[-1], max(accs), 1 + accs.index(max(accs))))
+    best = load_weights(create_model('fastnet_tiny', 10), tmp_path/'best.pt').eval()  # the best epoch's weights
     with torch.no_grad(): pred = best(no_augment(*train.normalization)(test.images)).argmax(1)
     assert (pred == test.clean_labels).float().mean().item() == pytest.approx(res['test_acc_best'], abs=1 / len(test))
 
@@ -73,27 +77,29 @@ def test_too_few_labeled_samples_is_a_clear_error(tmp_path):
 
 
 def test_labeled_view_follows_the_switch():
-    from nlmn.finetune import _Finetuner
+    from nlmn.finetune import finetune_views
     assert finetune_config('paper-c10').labeled_augment == 'strong' and finetune_config('cpu').labeled_augment == 'weak'
     train = synthetic_dataset(200, seed=0)
-    split = apply_decisions(Detection(np.zeros(200, bool), np.ones(200), train.clean_labels.numpy()), {}, train.noisy_labels)
-    make = lambda view: _Finetuner(train, split, finetune_config('cpu-tiny', labeled_augment=view), torch.device('cpu'), None, None)
-    strong, weak = make('strong').labeled_view, make('weak').labeled_view
+    make = lambda view: finetune_views(train, finetune_config('cpu-tiny', labeled_augment=view))
+    strong, weak = make('strong').labeled, make('weak').labeled
     assert strong.autoaugment and strong.cutout == 16
     assert not weak.autoaugment and weak.cutout == 0 and weak.crop == 4 and weak.flip
-    with pytest.raises(ValueError, match="labeled_augment 'autoaugment': expected 'strong' or 'weak'"): make('autoaugment')
+    with pytest.raises(ValueError, match="labeled_augment 'autoaugment': expected 'strong' or 'weak'"):
+        make('autoaugment')
 
 
 def test_strong_view_policy_and_normalization_follow_the_config():
-    from nlmn.finetune import _Finetuner
+    from nlmn.finetune import finetune_views
     train = synthetic_dataset(200, seed=0)
-    split = apply_decisions(Detection(np.zeros(200, bool), np.ones(200), train.clean_labels.numpy()), {}, train.noisy_labels)
-    make = lambda **kw: _Finetuner(train, split, finetune_config('cpu-tiny', **kw), torch.device('cpu'), None, None)
+    make = lambda **kw: finetune_views(train, finetune_config('cpu-tiny', **kw))
     ref = make(normalization='cifar10')
-    assert ref.strong.autoaugment == 'uda' and ref.strong.mean == ref.weak.mean == ref.plain.mean == (0.4914, 0.4822, 0.4465)
+    assert (ref.strong.autoaugment == 'uda'
+            and ref.strong.mean == ref.weak.mean == ref.plain.mean == (0.4914, 0.4822, 0.4465))
     own = make(autoaugment='torchvision')
-    assert own.strong.autoaugment == 'torchvision' and own.weak.mean == train.normalization[0] != (0.4914, 0.4822, 0.4465)
-    with pytest.raises(ValueError, match="finetune setting autoaugment='rand': expected one of uda, torchvision"): make(autoaugment='rand')
+    assert (own.strong.autoaugment == 'torchvision'
+            and own.weak.mean == train.normalization[0] != (0.4914, 0.4822, 0.4465))
+    with pytest.raises(ValueError, match="finetune setting autoaugment='rand': expected one of uda, torchvision"):
+        make(autoaugment='rand')
 
 
 RUN = textwrap.dedent("""

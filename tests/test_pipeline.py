@@ -1,4 +1,5 @@
-"The whole pipeline: `nlmn run` killed mid-pretraining resumes to the end and loses nothing; finished stages never rerun."
+"""The whole pipeline: `nlmn run` killed mid-pretraining resumes to the end and loses nothing; finished stages never
+rerun."""
 import json, signal, subprocess, sys, time
 
 from nlmn.core import load_json, read_jsonl
@@ -37,7 +38,8 @@ def test_the_same_run_again_changes_nothing_and_other_settings_are_refused(tmp_p
     done = (out/'pretrain'/'done.json').read_bytes()
     r = subprocess.run(NLMN + RUN + ['--out', str(out)], capture_output=True, text=True)
     assert r.returncode == 1 and 'pass --resume' in r.stderr  # an existing run is never continued by accident
-    r = subprocess.run(NLMN + RUN[:-2] + ['pretrain.epochs=8', '--quiet', '--out', str(out), '--resume'], capture_output=True, text=True)
+    r = subprocess.run(NLMN + RUN[:-2] + ['pretrain.epochs=8', '--quiet', '--out', str(out), '--resume'],
+                       capture_output=True, text=True)
     assert r.returncode == 1 and 'pretrain.epochs: 7 → 8' in r.stderr
     assert (out/'pretrain'/'done.json').read_bytes() == done
     r = subprocess.run(NLMN + ['features', str(out), '--quiet'], capture_output=True, text=True)
@@ -47,7 +49,8 @@ def test_the_same_run_again_changes_nothing_and_other_settings_are_refused(tmp_p
 
 
 def test_review_decisions_given_on_the_command_line_reach_fine_tuning(tmp_path):
-    "`nlmn run --until detect`, a decisions CSV, then `nlmn run --decisions F --resume`: the fine-tuning split follows it."
+    """`nlmn run --until detect`, a decisions CSV, then `nlmn run --decisions F --resume`: the fine-tuning split follows
+    it."""
     import numpy as np
     from nlmn.pipeline import Pipeline
     from nlmn.review import save_decisions
@@ -63,11 +66,14 @@ def test_review_decisions_given_on_the_command_line_reach_fine_tuning(tmp_path):
     new_label = (int(ds.noisy_labels[relabel]) + 1) % 10
     decisions = {drop: ('drop', None), relabel: ('relabel', new_label), keep: ('drop', None)}
     save_decisions(tmp_path/'decisions.csv', decisions, ds)
-    r = subprocess.run(NLMN + RUN + ['--out', str(out), '--resume', '--decisions', str(tmp_path/'decisions.csv')], capture_output=True, text=True)
+    r = subprocess.run(NLMN + RUN + ['--out', str(out), '--resume', '--decisions', str(tmp_path/'decisions.csv')],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert (out/'review'/'decisions.csv').read_bytes() == (tmp_path/'decisions.csv').read_bytes()  # copied into the run
+    # copied into the run
+    assert (out/'review'/'decisions.csv').read_bytes() == (tmp_path/'decisions.csv').read_bytes()
     split = np.load(out/'finetune'/'split.npz')
-    assert not split['labeled'][drop] and not split['unlabeled'][drop] and not split['labeled'][keep]  # dropped: out of training
+    # dropped: out of training
+    assert not split['labeled'][drop] and not split['unlabeled'][drop] and not split['labeled'][keep]
     assert split['labeled'][relabel] and split['labels'][relabel] == new_label
     others = np.setdiff1d(np.arange(500), [drop, relabel, keep])
     assert np.array_equal(split['unlabeled'][others], det.flagged[others])  # undecided samples follow the detector
@@ -75,20 +81,23 @@ def test_review_decisions_given_on_the_command_line_reach_fine_tuning(tmp_path):
 
 
 def test_baselines_and_a_validation_split_show_in_the_report(tmp_path):
-    "`--baselines` trains CE on the noisy and the clean labels beside stage 1; `--val_fraction` holds images out and picks epochs on them."
+    """`--baselines` trains CE on the noisy and the clean labels beside stage 1; `--val_fraction` holds images out and
+    picks epochs on them."""
     out = tmp_path/'run'
-    r = subprocess.run(NLMN + RUN + ['--out', str(out), '--baselines', '--val_fraction', '0.1'], capture_output=True, text=True)
+    r = subprocess.run(NLMN + RUN + ['--out', str(out), '--baselines', '--val_fraction', '0.1'],
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert load_json(out/'data'/'done.json')['n'] == 450 and load_json(out/'data'/'done.json')['val_n'] == 50
     clean, noisy = load_json(out/'baseline_clean'/'done.json'), load_json(out/'baseline_ce'/'done.json')
     assert clean['epochs'] == noisy['epochs'] == 7
     ce_clean, ce_noisy = read_jsonl(out/'baseline_clean'/'metrics.jsonl'), read_jsonl(out/'baseline_ce'/'metrics.jsonl')
-    assert ce_clean[-1]['warmup_loss1'] < ce_noisy[-1]['warmup_loss1']  # the true labels are easier to fit than 40 % noise
+    assert ce_clean[-1]['warmup_loss1'] < ce_noisy[-1]['warmup_loss1']  # true labels are easier to fit than 40 % noise
     assert all(0 <= h['val_acc'] <= 1 for h in ce_clean)
     ft = load_json(out/'finetune'/'done.json')
     chosen = max(read_jsonl(out/'finetune'/'metrics.jsonl'), key=lambda h: (h['val_acc'], h['epoch']))
     assert (ft['val_selected_epoch'], ft['test_acc_val_selected']) == (chosen['epoch'], chosen['test_acc'])
     report = (out/'report.md').read_text()
-    for row in ('| clean-label CE: the ceiling', '| CE baseline', '| stage 1: DivideMix, both nets', '| stage 4: net1 fine-tuned'):
+    for row in ('| clean-label CE: the ceiling', '| CE baseline', '| stage 1: DivideMix, both nets',
+                '| stage 4: net1 fine-tuned'):
         assert row in report, row
     assert 'epoch chosen on validation' in report and 'held out for validation' in report

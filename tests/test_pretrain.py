@@ -62,25 +62,29 @@ def test_imbalanced_and_many_classes(tmp_path, num_classes):
     train = inject_noise(ds.subset(keep), 'symmetric', 0.2, seed=0)  # class 0 is 3× over-represented
     test = synthetic_dataset(300, num_classes, seed=5)
     test.norm = train.normalization
-    last = pretrain(train, pretrain_config('cpu-tiny', warm_up=1, epochs=3, precision='fp32'), tmp_path, test, quiet=True)
+    last = pretrain(train, pretrain_config('cpu-tiny', warm_up=1, epochs=3, precision='fp32'), tmp_path, test=test,
+                    quiet=True)
     assert last['phase'] == 'dividemix' and last['labeled1'] + last['labeled2'] > 0
-    nets = [load_weights(create_model('fastnet_tiny', num_classes), tmp_path/f'net{k}.pt').eval() for k in (1, 2)]
+    nets = [load_weights(create_model('fastnet_tiny', num_classes), tmp_path/f'net{k}.pt').eval()
+            for k in (1, 2)]
     assert nets[0].linear.out_features == num_classes
     x = no_augment(*train.normalization)(test.images)
     with torch.no_grad(): logits = [n(x) for n in nets]
     # the logged test accuracy is the ensemble's (summed logits) and net1's on the given test set
-    assert last['test_acc'] == pytest.approx(((logits[0] + logits[1]).argmax(1) == test.clean_labels).float().mean().item(), abs=1 / 300)
-    assert last['test_acc_net1'] == pytest.approx((logits[0].argmax(1) == test.clean_labels).float().mean().item(), abs=1 / 300)
+    assert last['test_acc'] == pytest.approx(
+        ((logits[0] + logits[1]).argmax(1) == test.clean_labels).float().mean().item(), abs=1 / 300)
+    assert last['test_acc_net1'] == pytest.approx(
+        (logits[0].argmax(1) == test.clean_labels).float().mean().item(), abs=1 / 300)
 
 
 def test_each_net_trains_on_the_other_nets_split(tmp_path, monkeypatch):
     "Co-divide: net1 learns from net2's GMM split and clean probabilities, net2 from net1's."
     import nlmn.pretrain as pt
-    calls, original = [], pt._dividemix_epoch
-    def spy(tr, k, epoch, labeled, w, *args, **kwargs):
-        calls.append((k, epoch, labeled.copy(), w.copy()))
-        return original(tr, k, epoch, labeled, w, *args, **kwargs)
-    monkeypatch.setattr(pt, '_dividemix_epoch', spy)
+    calls, original = [], pt.dividemix_epoch
+    def spy(net, other, *args, split, epoch, desc, **kwargs):
+        calls.append((int(desc[-1]) - 1, epoch, split[0].copy(), split[1].copy()))  # desc: 'dividemix net1'/'net2'
+        return original(net, other, *args, split=split, epoch=epoch, desc=desc, **kwargs)
+    monkeypatch.setattr(pt, 'dividemix_epoch', spy)
     train = inject_noise(synthetic_dataset(400, seed=0), 'instance', 0.4, seed=0)
     pretrain(train, pretrain_config('cpu-tiny', warm_up=1, epochs=3), tmp_path, quiet=True)
     split = np.load(tmp_path/'split.npz')  # the last epoch's two splits
@@ -92,6 +96,7 @@ def test_each_net_trains_on_the_other_nets_split(tmp_path, monkeypatch):
 
 def test_saved_net_loads_into_a_fresh_model(tmp_path):
     train = inject_noise(synthetic_dataset(200, seed=3), 'symmetric', 0.2)
-    pretrain(train, pretrain_config('cpu-tiny', method='ce', epochs=1, arch='resnet34', batch_size=16), tmp_path, quiet=True)
+    pretrain(train, pretrain_config('cpu-tiny', method='ce', epochs=1, arch='resnet34', batch_size=16), tmp_path,
+             quiet=True)
     net = load_weights(ResNet34(10), tmp_path/'net1.pt')
     assert net.features(train.images[:2].float()).shape == (2, 512)

@@ -6,8 +6,8 @@ from nlmn.augment import no_augment
 from nlmn.core import save_npz
 from nlmn.models import create_model, load_weights
 from nlmn.pretrain import pretrain, pretrain_config
-from nlmn.representations import (EmbeddingExplorer, cached_features, detection_groups, load_features, plot_representations,
-                                  save_features, umap_embed)
+from nlmn.representations import (EmbeddingExplorer, cached_features, detection_groups, load_features,
+                                  plot_representations, save_features, umap_embed)
 from nlmn.simifeat import Detection
 
 
@@ -17,23 +17,25 @@ def test_trained_features_group_classes_and_are_cached(noisy_synthetic, tmp_path
     pretrain(ds, pretrain_config('cpu-tiny', method='ce', epochs=5), tmp_path/'pretrain', quiet=True)
     net = load_weights(create_model('fastnet_tiny', ds.num_classes), tmp_path/'pretrain'/'net1.pt')
     path, aug = tmp_path/'features'/'features.npz', no_augment(*ds.normalization)
-    feats, logits = cached_features(path, net, ds.images, aug, quiet=True)
+    feats, logits = cached_features(path, net, ds.images, aug=aug, quiet=True)
     f = torch.nn.functional.normalize(feats, dim=1)
     sim = f @ f.T; sim.fill_diagonal_(-2)
     nearest = sim.argmax(1)
     clean = ds.clean_labels
     assert (clean[nearest] == clean).float().mean() > 0.8  # chance is 0.1
     stamp = path.stat().st_mtime_ns
-    again, lg = cached_features(path, net, ds.images, aug)
+    again, lg = cached_features(path, net, ds.images, aug=aug)
     assert torch.equal(again, feats) and torch.equal(lg, logits) and path.stat().st_mtime_ns == stamp
     other_images = ds.images.flip(-1)
-    assert not torch.equal(cached_features(path, net, other_images, aug, quiet=True)[0], feats)  # other images: recomputed
+    recomputed = cached_features(path, net, other_images, aug=aug, quiet=True)[0]
+    assert not torch.equal(recomputed, feats)  # other images: recomputed
     assert load_features(path, len(ds))[0].shape == feats.shape
 
 
 def test_features_file_errors(tmp_path):
     save_npz(tmp_path/'flat.npz', features=np.zeros(5))
-    with pytest.raises(ValueError, match=r"flat\.npz: 'features' must be N×D, got shape \(5,\)"): load_features(tmp_path/'flat.npz')
+    with pytest.raises(ValueError, match=r"flat\.npz: 'features' must be N×D, got shape \(5,\)"):
+        load_features(tmp_path/'flat.npz')
     save_features(tmp_path/'f.npz', torch.zeros(4, 3))
     with pytest.raises(ValueError, match='holds features of 4 samples, expected 5'): load_features(tmp_path/'f.npz', 5)
 
@@ -44,7 +46,8 @@ def test_umap_seeded_subsampled_cached(tmp_path):
     emb, idx = umap_embed(x, n_neighbors=10, max_points=150, seed=3)
     emb2, idx2 = umap_embed(x, n_neighbors=10, max_points=150, seed=3)
     assert emb.shape == (150, 2) and emb.dtype == np.float32 and np.array_equal(idx, idx2) and np.array_equal(emb, emb2)
-    assert not np.array_equal(umap_embed(x, n_neighbors=10, max_points=150, seed=4)[1], idx)  # another seed, another subsample
+    other_seed = umap_embed(x, n_neighbors=10, max_points=150, seed=4)[1]
+    assert not np.array_equal(other_seed, idx)  # another seed, another subsample
     c1, _ = umap_embed(x, n_neighbors=10, max_points=150, seed=3, cache=tmp_path)
     assert np.array_equal(c1, emb)
     umap_embed(x, n_neighbors=12, max_points=150, seed=3, cache=tmp_path)  # other settings: another file
@@ -62,13 +65,15 @@ def _clusters(n=120, seed=0):
 def test_plot_representations_saves_png(noisy_synthetic, tmp_path):
     ds = noisy_synthetic
     emb, flagged = _clusters(300), ds.is_noisy.numpy()
-    fig = plot_representations(emb, ds.noisy_labels, flagged=flagged, classes=ds.classes, path=tmp_path/'plots'/'umap.png')
+    fig = plot_representations(emb, ds.noisy_labels, flagged=flagged, classes=ds.classes,
+                               path=tmp_path/'plots'/'umap.png')
     assert (tmp_path/'plots'/'umap.png').read_bytes()[:4] == b'\x89PNG'
     assert [ax.get_title() for ax in fig.axes] == ['noisy labels', 'detection']
-    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == [f'kept ({(~flagged).sum()})', f'flagged ({flagged.sum()})']
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert legend == [f'kept ({(~flagged).sum()})', f'flagged ({flagged.sum()})']
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert legend[0] == f"{ds.classes[0]} ({(ds.noisy_labels == 0).sum()})"
-    codes, names, colors = detection_groups(flagged, ds.noisy_labels, ds.clean_labels)
+    codes, names, colors = detection_groups(flagged, noisy_labels=ds.noisy_labels, clean_labels=ds.clean_labels)
     assert set(codes[flagged]) == {3} and len(set(colors)) == 4  # flagged = exactly the corrupted: all true positives
 
 
@@ -77,7 +82,7 @@ def test_explorer_region_class_and_detection(noisy_synthetic):
     emb = _clusters(120)
     det = Detection(ds.is_noisy.numpy(), np.linspace(0, 1, 120), ds.clean_labels.numpy())
     idx = np.arange(120)[::-1].copy()  # points in another order than the dataset
-    ex = EmbeddingExplorer(emb, ds, det, idx, max_images=5)
+    ex = EmbeddingExplorer(emb, ds, detection=det, idx=idx, max_images=5)
     x0 = float(np.median(emb[:, 0]))
     ex.x_range.value = (x0, ex.x_range.max)
     inside = idx[emb[:, 0] >= x0]

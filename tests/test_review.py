@@ -1,10 +1,11 @@
-"The review stage without a browser: widget state, the decisions file (atomic, checked, reopened) and the fine-tuning split."
+"The review stage without a browser: widget state, the decisions file (atomic, checked, reopened), the training split."
 from dataclasses import replace
 
 import numpy as np, pytest, torch
 import torch.nn.functional as F
 from nlmn.core import RunDir, load_csv
-from nlmn.review import (DECISION_COLUMNS, ReviewBrowser, apply_decisions, load_decisions, review_summary, save_decisions)
+from nlmn.review import (DECISION_COLUMNS, ReviewBrowser, apply_decisions, load_decisions, review_summary,
+                         save_decisions)
 from nlmn.simifeat import Detection, SimiFeatConfig, fixed_feature_rounds, simifeat
 
 
@@ -12,8 +13,9 @@ from nlmn.simifeat import Detection, SimiFeatConfig, fixed_feature_rounds, simif
 def detected(noisy_synthetic):
     "The shared noisy synthetic set and a SimiFeat vote on its average colours."
     ds = noisy_synthetic
-    det = simifeat(fixed_feature_rounds(F.avg_pool2d(ds.images.float(), 4).flatten(1), seed=0), ds.noisy_labels, ds.num_classes,
-                   SimiFeatConfig(rounds=5), quiet=True)
+    colours = F.avg_pool2d(ds.images.float(), 4).flatten(1)
+    det = simifeat(fixed_feature_rounds(colours, seed=0), ds.noisy_labels, num_classes=ds.num_classes,
+                   cfg=SimiFeatConfig(rounds=5), quiet=True)
     assert 16 < det.flagged.sum() < len(ds)  # more than one page to review
     return ds, det
 
@@ -29,8 +31,9 @@ def test_decisions_are_saved_at_once_and_reopened(detected, tmp_path):
     b.tiles[5].relabel.value = 7
     rows = load_csv(path)
     assert list(rows[0]) == list(DECISION_COLUMNS)
+    kept = int(ds.noisy_labels[a])
     assert {int(r['index']): (r['decision'], r['label'], r['label_name']) for r in rows} == {
-        a: ('keep', str(int(ds.noisy_labels[a])), ds.classes[int(ds.noisy_labels[a])]), c: ('relabel', '7', ds.classes[7])}
+        a: ('keep', str(kept), ds.classes[kept]), c: ('relabel', '7', ds.classes[7])}
     again = ReviewBrowser(ds, det, path, rows=2, cols=3)
     assert again.decisions == {a: ('keep', int(ds.noisy_labels[a])), c: ('relabel', 7)}
     assert again.tiles[5].relabel.value == 7 and again.tiles[0].buttons['keep'].button_style == 'success'
@@ -65,7 +68,8 @@ def test_decisions_of_another_dataset_are_refused(detected, tmp_path):
     ds, det = detected
     save_decisions(tmp_path/'d.csv', {0: ('drop', None)}, ds)
     shifted = replace(ds, indices=ds.indices + 1000)  # the same images under other original indices
-    with pytest.raises(ValueError, match=r"d\.csv, line 2, column 'original_index': expected 1000, the original index of sample 0"):
+    with pytest.raises(ValueError,
+                       match=r"d\.csv, line 2, column 'original_index': expected 1000, the original index of sample 0"):
         ReviewBrowser(shifted, det, tmp_path/'d.csv')
     with pytest.raises(ValueError, match='the detection covers 300 samples, the dataset has 299'):
         ReviewBrowser(ds.subset(torch.arange(299)), det, tmp_path/'e.csv')
@@ -103,15 +107,18 @@ def test_apply_decisions_follows_the_rules():
     det = Detection(rng.random(n) < 0.3, rng.random(n), rng.integers(0, K, n))
     decided = rng.choice(n, 80, replace=False)
     kinds = ['keep', 'accept', 'relabel', 'drop']
-    decisions = {int(i): (kinds[k], None if kinds[k] == 'drop' else int(det.suggested[i]) if kinds[k] == 'accept' else int(rng.integers(0, K)))
-                 for k, i in zip(rng.integers(0, 4, 80), decided)}
+    def pick(kind, i):  # the label recorded with a decision of `kind` on sample `i`
+        return None if kind == 'drop' else int(det.suggested[i]) if kind == 'accept' else int(rng.integers(0, K))
+    decisions = {int(i): (kinds[k], pick(kinds[k], i)) for k, i in zip(rng.integers(0, 4, 80), decided)}
     split = apply_decisions(det, decisions, torch.as_tensor(noisy))
     for i in range(n):
         d, label = decisions.get(i, (None, None))
-        want = {None: ((False, True, -1) if det.flagged[i] else (True, False, noisy[i])), 'keep': (True, False, noisy[i]),
-                'accept': (True, False, det.suggested[i]), 'relabel': (True, False, label), 'drop': (False, False, -1)}[d]
+        want = {None: ((False, True, -1) if det.flagged[i] else (True, False, noisy[i])),
+                'keep': (True, False, noisy[i]), 'accept': (True, False, det.suggested[i]),
+                'relabel': (True, False, label), 'drop': (False, False, -1)}[d]
         assert (split.labeled[i], split.unlabeled[i], split.labels[i]) == want, (i, d)
-    assert not (split.labeled & split.unlabeled).any() and split.dropped.sum() == sum(d == 'drop' for d, _ in decisions.values())
+    assert not (split.labeled & split.unlabeled).any()
+    assert split.dropped.sum() == sum(d == 'drop' for d, _ in decisions.values())
 
 
 def test_review_summary_counts(detected, tmp_path):
@@ -124,12 +131,14 @@ def test_review_summary_counts(detected, tmp_path):
     rows = {r['group']: r for r in review_summary(tmp_path/'d.csv', ds, det)}
     i = flagged
     assert rows['keep']['training label right'] == int(noisy[i[0]] == clean[i[0]])
-    assert rows['relabel'] == {'group': 'relabel', 'samples': 1, 'noisy label wrong': int(noisy[i[1]] != clean[i[1]]), 'training label right': 1}
+    assert rows['relabel'] == {'group': 'relabel', 'samples': 1, 'noisy label wrong': int(noisy[i[1]] != clean[i[1]]),
+                               'training label right': 1}
     assert rows['accept']['training label right'] == int(det.suggested[i[2]] == clean[i[2]])
     assert rows['drop']['noisy label wrong'] == int(noisy[i[3]] != clean[i[3]])
     assert rows['undecided, flagged (unlabeled)']['samples'] == len(flagged) - 4
     split = apply_decisions(det, dec, noisy)
-    assert rows['all labeled (trained with CE)']['training label right'] == int((split.labels == clean)[split.labeled].sum())
+    right = int((split.labels == clean)[split.labeled].sum())
+    assert rows['all labeled (trained with CE)']['training label right'] == right
 
 
 def test_two_browsers_on_one_file_keep_both_decisions(detected, tmp_path):
@@ -154,7 +163,7 @@ def test_undo_removes_only_its_own_position(detected, tmp_path):
     path = tmp_path/'d.csv'
     b1, b2 = ReviewBrowser(ds, det, path), ReviewBrowser(ds, det, path)
     i, j = b1.tiles[0].pos, b1.tiles[1].pos
-    b1.decide(i, 'accept'); b2.decide(j, 'relabel', 7)
+    b1.decide(i, 'accept'); b2.decide(j, 'relabel', label=7)
     b1.undo(i)  # b1 never saw j before this
     assert load_decisions(path, ds) == {j: ('relabel', 7)} == b1.decisions
     assert b1.tiles[1].relabel.value == 7 and '<i>undecided</i>' in b1.tiles[0].caption.value
@@ -186,7 +195,8 @@ def test_two_processes_deciding_at_once_lose_nothing(detected, tmp_path):
     try:
         deadline = time.time() + 120
         while not all((tmp_path/f'ready{k}').exists() for k in (0, 1)):
-            assert all(p.poll() is None for p in procs) and time.time() < deadline, 'a deciding process died or hung before it started'
+            assert all(p.poll() is None for p in procs) and time.time() < deadline, \
+                'a deciding process died or hung before it started'
             time.sleep(0.01)
         (tmp_path/'go').touch()  # both start at the same moment
         assert [p.wait(120) for p in procs] == [0, 0]
