@@ -15,7 +15,8 @@ import torch
 __all__ = ['PRECISIONS', 'get_device', 'native_bf16', 'use_bf16', 'autocast', 'seed_everything', 'rng_state', 'set_rng_state',
            'atomic_write', 'save_npz', 'load_npz', 'save_json', 'load_json', 'append_jsonl', 'read_jsonl', 'to_plain',
            'resume_log', 'check_resumable', 'preset_config', 'save_csv', 'load_csv', 'save_torch', 'load_torch',
-           'RunDir', 'progress', 'log', 'set_lr', 'train_epochs']
+           'RunDir', 'progress', 'log', 'set_lr', 'train_epochs', 'can_run', 'bench_data', 'download_allowed',
+           'cuda_available']
 
 # %% ../nbs/00_core.ipynb #926c705a
 def get_device(device:str|torch.device|None=None, # 'cuda', 'cuda:1', 'mps', 'cpu'; None picks the best available
@@ -350,3 +351,30 @@ def train_epochs(out:str|Path, # folder of checkpoint.pt and metrics.jsonl
         if line is not None: log(line(rec), quiet)
         if stop_after is not None and epoch >= stop_after: return history, False
     return history, True
+
+# %% ../nbs/00_core.ipynb #fffbae7d
+def can_run(need:str, # what the cell needs, for the message
+            ok:bool, # whether it is there
+            how:str, # how to provide it
+           ) -> bool:
+    "Whether a cell can run; if not, print what it skips and how to enable it."
+    if not ok: print(f"skipped: needs {need}; {how}")
+    return ok
+
+def bench_data(*files:str, # paths inside the benchmark data folder, e.g. 'cifar10/train_0-19999.npz'
+               extra:Sequence[str|Path]=(), # other paths the cell needs (e.g. the run of an earlier notebook)
+              ) -> Path|None:
+    "The benchmark data folder `$NLMN_BENCH_DATA` if it holds `files` and `extra` exist; else None (saying why)."
+    root = Path(os.environ.get('NLMN_BENCH_DATA', 'no-benchmark-data'))
+    missing = [str(p) for p in [root/f for f in files] + [Path(p) for p in extra] if not p.exists()]
+    how = f"set NLMN_BENCH_DATA to a folder with {', '.join(files)}"
+    if extra: how += f" and run the notebook that makes {', '.join(map(str, extra))}"
+    return root if can_run(', '.join(missing), not missing, how) else None
+
+def download_allowed() -> bool:
+    "Whether cells may download datasets (`NLMN_DOWNLOAD=1`); if not, say so."
+    return can_run('a download', os.environ.get('NLMN_DOWNLOAD') == '1', 'set NLMN_DOWNLOAD=1 to allow it')
+
+def cuda_available() -> bool:
+    "Whether a CUDA device is there; if not, say so."
+    return can_run('a CUDA device', torch.cuda.is_available(), 'run it on a machine with an NVIDIA GPU')

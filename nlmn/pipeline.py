@@ -15,7 +15,8 @@ import torch
 from fastcore.basics import patch
 
 import nlmn.finetune, nlmn.pretrain  # the stage functions, module-qualified: `Pipeline.pretrain`/`.finetune` are stages
-from .core import RunDir, atomic_write, get_device, load_json, load_npz, log, read_jsonl, save_csv, save_json, save_npz
+from .core import (RunDir, atomic_write, get_device, load_json, load_npz, log, read_jsonl, save_csv, save_json,
+                       save_npz)
 from .data import DataSpec, NoisyDataset, load_data, noise_stats, plot_transition
 from .augment import no_augment
 from .models import create_model, load_weights
