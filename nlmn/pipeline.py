@@ -5,7 +5,7 @@
 # %% ../nbs/09_pipeline.ipynb #36ccb756
 from __future__ import annotations
 import json, resource, sys, time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -246,7 +246,6 @@ def baseline_clean(self:Pipeline) -> dict:
 
 @patch
 def _pretrain(self:Pipeline, d:Path, method:str='dividemix', clean:bool=False) -> dict:
-    from dataclasses import replace
     cfg = replace(PretrainConfig(**self.config['pretrain']), method=method)
     truth = lambda ds: None if ds is None else ds.with_labels(ds.clean_labels)
     train, val = (truth(self.train), truth(self.val)) if clean else (self.train, self.val)
