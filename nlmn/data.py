@@ -666,6 +666,7 @@ def load_dataset(spec:DataSpec|str='synthetic', # a `DataSpec`, or its `source` 
                          "expected 'synthetic', 'cifarn', a .npz file or a .csv file")
     if n is not None and source != 'synthetic' and n < len(ds): ds = ds.subset(torch.arange(n))
     return inject_noise(ds, noise, spec.noise_rate, spec.seed) if noise else ds
+load_dataset.__delwrap__ = DataSpec  # docments (and so show_doc) read the fields' comments from the dataclass itself
 
 # %% ../nbs/01_data.ipynb #509b173d
 def load_data(spec:DataSpec, # what to load

@@ -37,7 +37,7 @@ class FinetuneConfig:
     multiplier: float = 10. # peak lr = lr × multiplier, reached after `warm_up` epochs
     warm_up: int = 2 # epochs of linear warm-up
     epochs: int = 110 # epochs of the warm-up + cosine schedule
-    extra_epochs: int = 10 # epochs after it at the frozen lr (the report's code)
+    extra_epochs: int = 10 # epochs after it at the frozen lr (as the report runs it)
     eta_min: float|None = 0.0002 # floor of the cosine; None = lr (the report: eta_min = lr)
     momentum: float = 0.9
     nesterov: bool = True
@@ -47,7 +47,7 @@ class FinetuneConfig:
     batch_unsup: int = 80 # unlabeled batch (each sample gives a weak and a strong view)
     lambda_u: float = 0.4 # weight of the consistency loss (the report's ratio_unsup)
     cutout: int = 16
-    autoaugment: str = 'uda' # AutoAugment policy of the strong view: 'uda' (the report's UDA archive.py), 'torchvision'
+    autoaugment: str = 'uda' # AutoAugment policy of the strong view: 'uda' (UDA's, the report's), 'torchvision'
     labeled_augment: str = 'strong' # view of the labeled samples: 'strong' (the report) or 'weak' (crop+flip)
     normalization: str = 'dataset' # 'dataset' statistics, or 'cifar10' (the report's phase 2, also for CIFAR-100)
     uda_threshold: float|None = None # UDA confidence masking: only unlabeled samples whose weak max-prob ≥ this count
@@ -57,12 +57,12 @@ class FinetuneConfig:
     tta: bool = False # test accuracy from the mean logits of each image and its mirror image
     eval_batch_size: int = 512
     seed: int = 0
-    precision: str = 'auto' # 'auto': bf16 autocast + channels-last where bf16 is native (CUDA, AMX CPUs), else 'fp32'
+    precision: str = 'auto' # 'auto': bf16 autocast + channels-last where bf16 is native (`native_bf16`), else fp32
     compile: bool = False
 
 FINETUNE_PRESETS = {
-    # the report's phase-2 configs (lmnl-submit confs/resnet34_c10_*_mv.yaml, resnet34_c100_noisy100_mv.yaml): UDA's
-    # AutoAugment policy, fp32, and for CIFAR-100 the CIFAR-10 statistics, as its phase2/data.py normalises
+    # the report's phase-2 settings (ResNet-34, CIFAR-10N and CIFAR-100N): UDA's AutoAugment policy, fp32, and for
+    # CIFAR-100 the CIFAR-10 statistics, as its phase 2 normalises
     'paper-c10': FinetuneConfig(lr=0.0002, multiplier=10, warm_up=2, epochs=110, batch_unsup=80, lambda_u=0.4,
                                 precision='fp32'),
     'paper-c100': FinetuneConfig(lr=0.0002, multiplier=20, warm_up=10, epochs=140, batch_unsup=240, lambda_u=1.0,
@@ -73,8 +73,8 @@ FINETUNE_PRESETS = {
     # stage-1 `cpu` net1 on 20,000 CIFAR-10N images, majority-vote split (test accuracy, last epoch): worst 65.8 % →
     # 66.8 % (weak) / 65.0 % (strong) / 65.4 % (weak, the report's peak 0.002); rand1 71.4 % → 71.0 % (weak) / 69.8 %
     # (strong, 25+5 epochs) / 71.0 % (weak, peak 0.002); rand1 with the true split (an oracle detector) 73.3 %. These
-    # figures were measured with torchvision's AutoAugment magnitudes, which the preset keeps; precision 'auto' (bf16 on
-    # AMX CPUs) for speed
+    # figures were measured with torchvision's AutoAugment magnitudes, which the preset keeps; precision 'auto'
+    # (bf16 where the CPU has it) for speed
     'cpu': FinetuneConfig(arch='fastnet_tiny', lr=0.002, multiplier=10, warm_up=1, epochs=12, extra_epochs=2,
                           eta_min=None, batch_size=128, batch_unsup=64,
                           labeled_augment='weak', autoaugment='torchvision'),

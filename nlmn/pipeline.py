@@ -21,7 +21,7 @@ from .data import DataSpec, NoisyDataset, load_data, noise_stats, plot_transitio
 from .augment import no_augment
 from .models import create_model, load_weights
 from .pretrain import PretrainConfig, plot_pretrain, pretrain_config
-from .representations import cached_features, plot_representations, umap_embed
+from .representations import COLOURS, cached_features, plot_representations, umap_embed
 from .simifeat import (Detection, SimiFeatConfig, cleanlab_detector, compare_detectors, detection_metrics,
                        disagreement_detector, format_table, gmm_detector, simifeat, simifeat_rounds)
 from .review import apply_decisions, decisions_path, load_decisions
@@ -33,7 +33,7 @@ __all__ = ['PIPELINE_PRESETS', 'STAGES', 'CONFIG_VERSION', 'DETECTOR_NAMES', 'RE
            'seed_summary', 'bench']
 
 # %% ../nbs/09_pipeline.ipynb #1c179212
-_REFERENCE_SIMIFEAT = dict(precision='fp32', hoc_iterate='last')  # SimiFeat's main_fast.py / hoc.py
+_REFERENCE_SIMIFEAT = dict(precision='fp32', hoc_iterate='last')  # as the reference SimiFeat code
 
 PIPELINE_PRESETS = {
     # the report: ResNet-34, GPU, fp32 everywhere; SimiFeat and phase 2 normalise CIFAR-100 with CIFAR-10's statistics
@@ -296,24 +296,26 @@ def flagged_grid(ds:NoisyDataset, # the dataset
     idx = np.flatnonzero(det.flagged)
     idx = idx[np.argsort(det.score[idx], kind='stable')][:n]
     rows = max(1, -(-len(idx) // cols))
-    fig, axs = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.55 * rows), squeeze=False)
+    fig, axs = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.75 * rows), squeeze=False)
     for ax in axs.flat: ax.axis('off')
     for ax, i in zip(axs.flat, idx): _flagged_tile(ax, ds, det, i)
-    fig.suptitle(f'{ds.name}: {int(det.flagged.sum())} flagged, the {len(idx)} most suspicious '
-                 '(given→suggested; green: the given label was wrong)', fontsize=9)
+    key = ('given→suggested, true label; red: the given label is wrong, orange: it is right (a false alarm)'
+           if ds.clean_labels is not None else 'given→suggested; the truth is unknown')
+    fig.suptitle(f'{ds.name}: {int(det.flagged.sum())} flagged, the {len(idx)} most suspicious ({key})', fontsize=9)
     fig.tight_layout()
     if path is not None: _savefig(fig, Path(path))
     return fig
 
 def _flagged_tile(ax, ds:NoisyDataset, det:Detection, i:int):
-    "Image `i` with its given→suggested labels, green where the given label is known to be wrong."
+    "Image `i` with its given→suggested labels, coloured by `COLOURS`: red where the given label is wrong."
     name = lambda c: ds.classes[c][:9]
     img, known = ds.images[i], ds.clean_labels is not None
     ax.imshow(img[0] if img.shape[0] == 1 else img[:3].permute(1, 2, 0), cmap='gray' if img.shape[0] == 1 else None)
     wrong = known and ds.clean_labels[i] != ds.noisy_labels[i]
     caption = f"{name(ds.noisy_labels[i])}→{name(det.suggested[i])}"
     if known: caption += f"\ntrue {name(ds.clean_labels[i])}"
-    ax.set_title(caption, fontsize=6.5, color='#2ca02c' if wrong else ('#d62728' if known else 'black'))
+    outcome = ('true_flag' if wrong else 'false_alarm') if known else 'flagged'
+    ax.set_title(caption, fontsize=6.5, color=COLOURS[outcome])
 
 @patch
 def _simifeat_on(self:Pipeline, weights:Path, cfg:SimiFeatConfig, cache:Path) -> Detection:
@@ -440,7 +442,7 @@ def _final_detect(self:Pipeline, d:Path) -> dict:
 
 # %% ../nbs/09_pipeline.ipynb #0e91e62e
 REPORTED_STAGES = ('data', 'baseline_clean', 'baseline_ce') + STAGES[1:-1]  # the baselines run beside stage 1
-# (test accuracy %, final detection F1 %) of the report; the public ResNet-34 CE and DivideMix accuracies (CIFAR-N)
+# (test accuracy %, final detection F1 %) of the report; the ResNet-34 CE and DivideMix accuracies of CIFAR-N's paper
 REPORT_ANCHORS = dict(aggre=(94.72, 78.62), rand1=(95.47, 90.59), worst=(94.29, 93.12), noisy100=(72.05, 80.91))
 CE_ANCHORS = dict(aggre=87.77, rand1=85.02, worst=77.69, noisy100=55.50)
 DIVIDEMIX_ANCHORS = dict(aggre=95.01, rand1=95.16, worst=92.56, noisy100=71.13)
@@ -488,8 +490,9 @@ def _accuracy_section(s:dict, ls:str|None, val:bool) -> list[str]:
             ('stage 1: DivideMix, net1 alone', 'pretrain', 'test_acc_net1', anchor({})),
             ('stage 4: net1 fine-tuned (the pipeline)', 'finetune', 'ft', REPORT_ANCHORS[ls][0] if ls else None)]
     L += [r for name, st, key, a in rows if st in s and (r := _accuracy_row(name, s[st], key, val, a)) is not None]
-    if ls: L += ['', "The report's CE and DivideMix figures are the public CIFAR-N ResNet-34 anchors; its pipeline "
-                 "figure is its own (`anchors.md`). This run's scale (net, images, epochs) is in `config.json`."]
+    if ls: L += ['', "The report's CE and DivideMix figures are the ResNet-34 results of the CIFAR-N paper "
+                 "(Wei et al., ICLR 2022); its pipeline figure is the report's own. This run's scale (net, images, "
+                 "epochs) is in `config.json`."]
     return L
 
 def _final_row(fd:dict) -> dict:
@@ -614,7 +617,7 @@ def seed_summary(rows:list[dict], # bench rows (`BENCH_COLUMNS` keys), one per l
     return out
 
 # %% ../nbs/09_pipeline.ipynb #5de797fe
-def bench(images:str, # npz of images with `index` into the label file (see `shared/data/README.md`)
+def bench(images:str, # npz of images (`images` N×H×W×C uint8) with an `index` into the label file
           label_file:str, # CIFAR-N style label file
           *,
           test:str|None=None, # npz of test images with true labels
@@ -626,7 +629,7 @@ def bench(images:str, # npz of images with `index` into the label file (see `sha
           seeds:int=1, # training seeds per label set: mean and range of every figure
           val_fraction:float=0.1, # training images held out, with their noisy labels, for the val-selected epoch
           device:str|None=None, # default: the best available
-          quiet:bool=False, # no progress bars or per-epoch lines
+          quiet:bool=False, # no progress bars, per-epoch lines or final table (it is in bench.md)
          ) -> list[dict]:
     "CE, DivideMix, the pipeline, the detectors and the clean-label ceiling per label set and seed (bench.csv, .md)."
     out, label_sets = Path(out), list(label_sets)
@@ -649,7 +652,7 @@ def bench(images:str, # npz of images with `index` into the label file (see `sha
             if offset == 0: detector_tables[ls] = _detector_table(s)
     head = _bench_header(images, label_file, test, preset, config(label_sets[0] if label_sets else 'clean'), ceiling,
                          device, seeds)
-    _write_bench(out, rows, detector_tables, head)
+    _write_bench(out, rows, detector_tables, head, quiet)
     return rows
 
 def _detector_table(s:dict) -> list[dict]:
@@ -668,7 +671,7 @@ def _bench_header(images, label_file, test, preset:str, cfg:dict, ceiling:Pipeli
             f"finetune {cfg['finetune']['seed']} · mean (min–max) over seeds · accuracy = test accuracy at the "
             "last epoch (DivideMix: both nets) unless marked val-selected")
 
-def _write_bench(out:Path, rows:list[dict], detector_tables:dict, head:str):
+def _write_bench(out:Path, rows:list[dict], detector_tables:dict, head:str, quiet:bool=False):
     "bench.csv (every run, by stable column id) and bench.md (the seed summary and the detector tables)."
     titled = [{('seeds' if k == 'seeds' else BENCH_COLUMNS[k]): v for k, v in r.items()} for r in seed_summary(rows)]
     md = [head, '', format_table(titled, '.4f')]
@@ -677,4 +680,4 @@ def _write_bench(out:Path, rows:list[dict], detector_tables:dict, head:str):
     keys = ['seed'] + list(BENCH_COLUMNS)
     save_csv(out/'bench.csv', [[r.get(k) for k in keys] for r in rows], header=keys)
     with atomic_write(out/'bench.md', 'w') as f: f.write('\n'.join(md) + '\n')
-    log('\n'.join(md))
+    log('\n'.join(md), quiet)

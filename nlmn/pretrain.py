@@ -57,7 +57,7 @@ class PretrainConfig:
     compile: bool = False # torch.compile the nets (CUDA: faster after the first epoch)
 
 PRETRAIN_PRESETS = {
-    # the report's DivideMix runs (lmnl-submit run_*.sh), fp32 as all its stages
+    # the report's DivideMix runs (the settings of its run scripts), fp32 as all its stages
     'paper-c10': PretrainConfig(arch='resnet34', warm_up=10, epochs=111, lr_decay_epoch=70, lambda_u=5.,
                                 precision='fp32'),
     'paper-c100': PretrainConfig(arch='resnet34', warm_up=30, epochs=131, lr_decay_epoch=90, lambda_u=30.,
@@ -73,9 +73,9 @@ PRETRAIN_PRESETS = {
     # mixing held back the fit (worst, 8 DivideMix epochs: 58.2 % against 60.6 %)
     'cpu': PretrainConfig(arch='fastnet_tiny', warm_up=18, epochs=30, lr_decay_epoch=18, alpha=0.5, lambda_u=5.,
                           rampup=5),
-    # GPU, fast: WhitenNet (patch whitening, 2 M parameters, ~0.4 GFLOP per image, nlmn.models) on all 50,000 images,
-    # DivideMix's settings over a 60-epoch schedule, Nesterov momentum and flip TTA in the test accuracy. Not yet timed
-    # or scored on a GPU (no device was lent when it was written): a starting point, to be validated with `val_fraction`
+    # GPU, fast: WhitenNet (patch whitening, 2 M parameters, 118 M multiply-adds per image, nlmn.models) on all 50,000
+    # images, DivideMix's settings over a 60-epoch schedule, Nesterov momentum and flip TTA in the test accuracy. Not
+    # yet timed or scored on a GPU: a starting point, to be validated with `val_fraction`
     'fast': PretrainConfig(arch='whitenet', warm_up=10, epochs=60, lr_decay_epoch=40, lr=0.05, nesterov=True, tta=True,
                            batch_size=128),
     # seconds-long runs for tests and the offline demo

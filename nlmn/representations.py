@@ -17,7 +17,7 @@ from .core import atomic_write, autocast, get_device, load_npz, log, save_npz, u
 from .augment import Augment, no_augment
 
 # %% auto #0
-__all__ = ['extract_features', 'FeatureRounds', 'save_features', 'load_features', 'cached_features', 'umap_embed',
+__all__ = ['COLOURS', 'extract_features', 'FeatureRounds', 'save_features', 'load_features', 'cached_features', 'umap_embed',
            'detection_groups', 'plot_embedding', 'plot_representations', 'image_png', 'image_grid_html',
            'EmbeddingExplorer']
 
@@ -141,7 +141,7 @@ def cached_features(path:str|Path, # the `.npz` in the run directory
                     quiet:bool=False, # say nothing about reusing or recomputing
                     precision:str='auto', # see `extract_features`
                    ) -> tuple[Tensor, Tensor]:
-    "Features (N×D) and logits (N×K) of `images`: read from `path` if made by this model, images and `aug`, else made."
+    "Features (N×D) and logits (N×K) of `images`: from `path` if made by this model, images and `aug`, else computed."
     aug, path = aug or no_augment(), Path(path)
     key = _features_key(model, images, aug, use_bf16(precision, get_device(device)))
     if path.exists():
@@ -190,6 +190,19 @@ def umap_embed(features:Tensor|np.ndarray, # N×D
     if path is not None: save_npz(path, embedding=emb, indices=idx, **{k: np.array(v) for k, v in params.items()})
     return emb, idx
 
+# %% ../nbs/05_representations.ipynb #71b964e4
+COLOURS = dict(
+    flagged='#d62728', # flagged, truth unknown
+    true_flag='#d62728', # flagged, label wrong (TP): red = the given label is wrong
+    false_alarm='#ff7f0e', # flagged, label right (FP)
+    missed='#9467bd', # kept, label wrong (FN)
+    kept='#c7c7c7', # kept (label right, or truth unknown): nothing to look at
+    label_right='#2ca02c', # a revealed clean label that equals the given one
+    label_wrong='#d62728', # a revealed clean label that differs
+    background='#e5e5e5', # points a filter leaves out (the explorer's other classes): lighter than `kept`
+    undecided='#c7c7c7', keep='#1f77b4', accept='#2ca02c', relabel='#17becf', drop='#7f7f7f', # review decisions
+)
+
 # %% ../nbs/05_representations.ipynb #4038ff20
 def _palette(n:int) -> list:
     "`n` distinguishable colours: tab10, tab20, then samples of turbo."
@@ -205,11 +218,11 @@ def detection_groups(flagged:np.ndarray, # bool N: flagged by the detector
                     ) -> tuple[np.ndarray, list[str], list[str]]:
     "Each sample's detection outcome as a code, with the outcomes' names and colours (4 with the truth, else 2)."
     flagged = np.asarray(flagged, bool)
-    if clean_labels is None: return flagged.astype(np.int64), ['kept', 'flagged'], ['#c7c7c7', '#d62728']
+    if clean_labels is None: return flagged.astype(np.int64), ['kept', 'flagged'], [COLOURS['kept'], COLOURS['flagged']]
     wrong = np.asarray(noisy_labels) != np.asarray(clean_labels)
     names = ['kept, label right (TN)', 'kept, label wrong (FN)',
              'flagged, label right (FP)', 'flagged, label wrong (TP)']
-    return flagged * 2 + wrong, names, ['#c7c7c7', '#9467bd', '#ff7f0e', '#d62728']
+    return flagged * 2 + wrong, names, [COLOURS[k] for k in ('kept', 'missed', 'false_alarm', 'true_flag')]
 
 # %% ../nbs/05_representations.ipynb #b6c32c3f
 def _scatter_groups(ax, emb:np.ndarray, codes:np.ndarray, classes:list[str], colors:list, s:float):
@@ -219,10 +232,23 @@ def _scatter_groups(ax, emb:np.ndarray, codes:np.ndarray, classes:list[str], col
             ax.scatter(emb[m, 0], emb[m, 1], s=s, color=colors[k], label=f"{classes[k]} ({m.sum()})", linewidths=0,
                        alpha=.85, rasterized=True)
 
-def _legend_below(ax):
-    "A compact two-column legend under the axes, with full-size opaque markers."
-    leg = ax.legend(loc='upper center', bbox_to_anchor=(.5, -.01), ncol=2, fontsize=7, frameon=False, handletextpad=.2)
-    for h in leg.legend_handles: h.set_sizes([25]); h.set_alpha(1)
+def _legend_below(ax, handles:list|None=None, labels:list[str]|None=None, *, title:str|None=None, fontsize:float=8):
+    "A legend under the axes (default: the labelled artists), in as many columns as fit, with full-size markers."
+    if handles is None: handles, labels = ax.get_legend_handles_labels()
+    if not handles: return None
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+    spec = ax.get_subplotspec()  # the axes' share of the figure's width, as `tight_layout` will make it
+    width_pt = 0.9 * ax.figure.get_figwidth() * 72 / (spec.get_gridspec().ncols if spec else 1)
+    text_pt = max(TextToPath().get_text_width_height_descent(s, FontProperties(size=fontsize), ismath=False)[0]
+                  for s in labels)
+    ncol = int(max(1, min(len(labels), width_pt // (text_pt + 3.2 * fontsize))))  # + marker and spacing: 3.2 em
+    leg = ax.legend(handles, labels, loc='upper center', bbox_to_anchor=(.5, -.01), ncol=ncol, fontsize=fontsize,
+                    title=title, title_fontsize=fontsize, frameon=False, handletextpad=.2, columnspacing=1.)
+    for h in leg.legend_handles:
+        if hasattr(h, 'set_sizes'): h.set_sizes([25])
+        h.set_alpha(1)
+    return leg
 
 def plot_embedding(emb:np.ndarray, # N×2 points
                    codes:np.ndarray, # N integer codes: class ids or detection outcomes (`detection_groups`)
@@ -256,7 +282,7 @@ def plot_representations(emb:np.ndarray, # N×2 embedding
                          classes:list[str]|None=None, # class names
                          path:str|Path|None=None, # save the figure as PNG here (e.g. into the run directory)
                          title:str|None=None,
-                         dpi:int=100,
+                         dpi:int=100, # of the figure and of the PNG (small values keep a notebook's outputs small)
                         ):
     "Side-by-side panels of the embedding by noisy label, clean label and detection outcome; returns the figure."
     import matplotlib.pyplot as plt
@@ -264,7 +290,7 @@ def plot_representations(emb:np.ndarray, # N×2 embedding
     if clean_labels is not None: panels.append(('clean labels', clean_labels, classes, None))
     if flagged is not None:
         panels.append(('detection', *detection_groups(flagged, noisy_labels=noisy_labels, clean_labels=clean_labels)))
-    fig, axs = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 6.3), squeeze=False)
+    fig, axs = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 6.3), squeeze=False, dpi=dpi)
     for ax, (name, codes, names, colors) in zip(axs[0], panels):
         plot_embedding(emb, codes, classes=names, ax=ax, title=name, colors=colors)
     if title: fig.suptitle(title)
@@ -289,11 +315,11 @@ def image_grid_html(images:Tensor, # uint8 B×C×H×W
                     captions:list[str], # one HTML caption per image
                     *,
                     scale:int=2, # upscaling
-                    marked:np.ndarray|None=None, # bool B: framed in red (e.g. flagged)
+                    marked:np.ndarray|None=None, # bool B: framed in the colour of a flag (`COLOURS['flagged']`)
                    ) -> str:
     "One HTML block with the images as a wrapping grid of captioned thumbnails."
     marked = np.zeros(len(images), bool) if marked is None else np.asarray(marked, bool)
-    cells = [f'<figure style="margin:2px;border:2px solid {"#d62728" if m else "transparent"}">'
+    cells = [f'<figure style="margin:2px;border:2px solid {COLOURS["flagged"] if m else "transparent"}">'
              f'<img src="data:image/png;base64,{base64.b64encode(image_png(im, scale)).decode()}"/>'
              f'<figcaption style="font-size:10px;line-height:1.15;max-width:{im.shape[-1] * scale}px">{c}</figcaption>'
              '</figure>'
@@ -301,26 +327,47 @@ def image_grid_html(images:Tensor, # uint8 B×C×H×W
     return f'<div class="nlmn-grid" style="display:flex;flex-wrap:wrap">{"".join(cells)}</div>'
 
 # %% ../nbs/05_representations.ipynb #7d15e61c
+def _legend_entries(codes:np.ndarray, # the codes of the points the legend counts
+                    names:list[str], colors:list, # of each code value
+                    most:int=30, # entries at most: beyond, the most frequent and a line for the rest
+                   ) -> tuple[list, list[str]]:
+    "Legend handles and 'name (count)' labels of the code values present in `codes`, in code order."
+    from matplotlib.lines import Line2D
+    counts = np.bincount(np.asarray(codes, np.int64), minlength=len(names))
+    present = np.nonzero(counts)[0]
+    rest = np.array([], np.int64)
+    if len(present) > most:  # e.g. 100 classes: the largest ones, and how many points the others hold
+        top = present[np.argsort(-counts[present], kind='stable')]
+        present, rest = np.sort(top[:most - 1]), top[most - 1:]
+    dot = lambda c: Line2D([], [], ls='', marker='o', markersize=5, markeredgewidth=0, color=c)
+    handles = [dot(colors[k]) for k in present]
+    labels = [f"{names[k]} ({counts[k]})" for k in present]
+    if len(rest):
+        handles.append(Line2D([], [], ls='', marker=''))
+        labels.append(f"… {len(rest)} more classes ({counts[rest].sum()})")
+    return handles, labels
+
 class EmbeddingExplorer:
-    "Explore a 2-D embedding: colour by label or detection, filter a class, pick a region and see its images."
+    "Explore a 2-D embedding: colour by label or detection, filter a class, pick a region and page through its images."
     def __init__(self, emb:np.ndarray, # N'×2 embedding (from `umap_embed`)
                  ds, # the `NoisyDataset` the points come from
                  *,
                  detection=None, # a `Detection` on `ds` (flags and scores), optional
                  idx:np.ndarray|None=None, # dataset position of each point (from `umap_embed`); default 0..N'-1
-                 max_images:int=32, # thumbnails shown at most
+                 per_page:int=24, # thumbnails on a page of the gallery
                  scale:int=2, # thumbnail upscaling
                  size:float=5.5, # plot size in inches
                 ):
         import ipywidgets  # noqa: F401 (fail before any work when the widgets are missing)
         self.emb, self.ds = np.asarray(emb, np.float32), ds
-        self.max_images, self.scale, self.size = max_images, scale, size
+        self.per_page, self.scale, self.size = per_page, scale, size
         self.idx = np.arange(len(self.emb)) if idx is None else np.asarray(idx)
         if self.emb.ndim != 2 or self.emb.shape[1] != 2 or len(self.idx) != len(self.emb):
             raise ValueError(f"need an N×2 embedding and N indices, got {self.emb.shape} and {self.idx.shape}")
         self.noisy, self.clean = self._pick(ds.noisy_labels), self._pick(ds.clean_labels)
         self.flagged, self.score = (None, None) if detection is None else (self._pick(detection.flagged).astype(bool),
                                                                            self._pick(detection.score))
+        self.rows, self.page = np.array([], np.int64), 0
         self._make_controls()
         self.update()
 
@@ -329,27 +376,45 @@ class EmbeddingExplorer:
         return None if v is None else np.asarray(v.cpu() if isinstance(v, Tensor) else v)[self.idx]
 
     def _make_controls(self):
-        "The controls (wired to `update`), the plot, the counts and the gallery, and the widget that lays them out."
+        "The controls (wired to `update`), the plot, the counts, the gallery with its paging, and their layout."
         import ipywidgets as W
+        wide = dict(description_width='initial')  # descriptions in full, not cut to the default width
         views = ([('noisy label', 'noisy')] + [('clean label', 'clean')] * (self.clean is not None)
                  + [('detection', 'detection')] * (self.flagged is not None))
-        self.color_by = W.Dropdown(options=views, description='colour by')
+        self.color_by = W.Dropdown(options=views, description='colour by', style=wide)
         classes = [('all classes', -1)] + [(c, i) for i, c in enumerate(self.ds.classes)]
-        self.class_filter = W.Dropdown(options=classes, description='class')
+        self.class_filter = W.Dropdown(options=classes, description='class', style=wide)
         self.highlight = W.Checkbox(value=False, description='ring flagged', disabled=self.flagged is None)
         self.x_range, self.y_range = (self._range_slider(self.emb[:, j], name) for j, name in enumerate('xy'))
         self.plot, self.info, self.gallery = W.Image(format='png'), W.HTML(), W.HTML()
         for w in (self.color_by, self.class_filter, self.highlight, self.x_range, self.y_range):
             w.observe(lambda _: self.update(), 'value')
+        # the gallery's paging, and the clean labels: hidden at first, as in the review browser (07)
+        self.prev = W.Button(description='◀ prev', layout=W.Layout(width='80px'))
+        self.next = W.Button(description='next ▶', layout=W.Layout(width='80px'))
+        self.page_label = W.HTML()
+        self.prev.on_click(lambda _: self.go(self.page - 1)); self.next.on_click(lambda _: self.go(self.page + 1))
+        known = self.ds.clean_labels is not None
+        tip = 'show the true labels under the images' if known else 'clean labels are unknown'
+        self.show_clean = W.ToggleButton(value=False, description='show clean labels', disabled=not known, tooltip=tip)
+        self.show_clean.observe(lambda _: self._render_gallery(), 'value')
+        paging = W.HBox([self.prev, self.page_label, self.next, self.show_clean],
+                        layout=W.Layout(align_items='center', grid_gap='12px'))
         self.widget = W.VBox([W.HBox([self.color_by, self.class_filter, self.highlight]),
-                              W.HBox([self.plot, W.VBox([self.x_range, self.y_range, self.info])]), self.gallery])
+                              W.HBox([self.plot, W.VBox([self.x_range, self.y_range, self.info])]),
+                              paging, self.gallery])
+        for w, cls in ((self.widget, 'nlmn-explorer'), (self.plot, 'nlmn-explorer-plot'),
+                       (self.gallery, 'nlmn-gallery'), (self.page_label, 'nlmn-gallery-page')):
+            w.add_class(cls)
 
     def _range_slider(self, v:np.ndarray, name:str):
+        "A slider of the range of `v` (a little wider), wide enough for its readouts."
         import ipywidgets as W
         pad = (v.max() - v.min()) * .02 + 1e-3
         lo, hi = float(np.floor((v.min() - pad) * 100) / 100), float(np.ceil((v.max() + pad) * 100) / 100)
         return W.FloatRangeSlider(value=(lo, hi), min=lo, max=hi, step=(hi - lo) / 200, description=name,
-                                  continuous_update=False, readout_format='.2f')
+                                  continuous_update=False, readout_format='.1f',
+                                  style=dict(description_width='initial'), layout=W.Layout(width='420px'))
 
     def _labels(self) -> np.ndarray:
         "The labels the plot is coloured by (the noisy ones when colouring by detection), which the class filter uses."
@@ -379,56 +444,87 @@ class EmbeddingExplorer:
         return self.idx[self._selected_rows()]
 
     @property
+    def pages(self) -> int: return max(1, -(-len(self.rows) // self.per_page))
+
+    @property
     def shown(self) -> np.ndarray:
-        "Dataset positions of the thumbnails on display."
-        return self.selection[:self.max_images]
+        "Dataset positions of the thumbnails on the gallery's page."
+        return self.idx[self.rows[self.page * self.per_page:(self.page + 1) * self.per_page]]
+
+    def _groups(self) -> tuple[np.ndarray, list[str], list]:
+        "The plot's code of each point, with the codes' names and colours."
+        if self.color_by.value == 'detection':
+            return detection_groups(self.flagged, noisy_labels=self.noisy, clean_labels=self.clean)
+        return self._labels(), list(self.ds.classes), _palette(len(self.ds.classes))
 
     def _caption(self, pos:int) -> str:
+        "Position and noisy label; with **show clean labels**, the clean label in green (the same) or red (another)."
         name = lambda c: html.escape(self.ds.classes[c])
         noisy = int(self.ds.noisy_labels[pos])
         cap = f"#{pos} {name(noisy)}"
-        if self.ds.clean_labels is not None and (clean := int(self.ds.clean_labels[pos])) != noisy:
-            cap += f'<br><span style="color:#d62728">clean: {name(clean)}</span>'
+        if self.show_clean.value and self.ds.clean_labels is not None:
+            clean = int(self.ds.clean_labels[pos])
+            colour = COLOURS['label_right' if clean == noisy else 'label_wrong']
+            cap += f'<br><span class="nlmn-clean" style="color:{colour}">clean: {name(clean)}</span>'
         return cap
 
-    def _render_plot(self) -> bytes:
+    def figure(self):
+        "The map: the class filter's points in colour, the others light, the region dashed, a legend of the selection."
         from matplotlib.figure import Figure
         from matplotlib.patches import Rectangle
         fig = Figure(figsize=(self.size, self.size))
         ax = fig.add_subplot()
         keep = self.in_class
-        if self.color_by.value == 'detection':
-            codes, names, colors = detection_groups(self.flagged, noisy_labels=self.noisy, clean_labels=self.clean)
-        else: codes, names, colors = self._labels(), self.ds.classes, None
-        if (~keep).any(): ax.scatter(*self.emb[~keep].T, s=2, color='#e5e5e5', linewidths=0, rasterized=True)
-        plot_embedding(self.emb[keep], codes[keep], classes=names, ax=ax, colors=colors)
+        codes, names, colors = self._groups()
+        if (~keep).any():
+            ax.scatter(*self.emb[~keep].T, s=2, color=COLOURS['background'], linewidths=0, rasterized=True)
+        plot_embedding(self.emb[keep], codes[keep], classes=names, ax=ax, colors=colors, legend=False)
         if self.highlight.value and self.flagged is not None:
             f = keep & self.flagged
             ax.scatter(*self.emb[f].T, s=30, facecolors='none', edgecolors='k', linewidths=.6)
         (x0, x1), (y0, y1) = self.x_range.value, self.y_range.value
         ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ls='--', lw=1, color='k'))
-        ax.set_title(f"{len(self.selection)} of {len(self.emb)} points selected")
-        fig.tight_layout()
-        buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=80)
+        ax.set_title(f"{len(self.rows)} of {len(self.emb)} points selected")
+        # the legend counts the selection, and names only what it holds (with 100 classes, a readable list)
+        _legend_below(ax, *_legend_entries(codes[self.rows], names, colors), title='in the selection')
+        return fig
+
+    def _render_plot(self) -> bytes:
+        "The map as PNG, legend included."
+        buf = io.BytesIO(); self.figure().savefig(buf, format='png', dpi=80, bbox_inches='tight')
         return buf.getvalue()
 
-    def _info_html(self, rows:np.ndarray, n_shown:int) -> str:
-        "The counts of the selected rows: selected, flagged, wrongly labelled (as far as known), shown."
+    def _info_html(self) -> str:
+        "The counts of the selection: selected, flagged, wrongly labelled (as far as known)."
+        rows = self.rows
         parts = [f"<b>{len(rows)}</b> points selected"]
         if self.flagged is not None: parts.append(f"{int(self.flagged[rows].sum())} flagged")
         if self.clean is not None:
             parts.append(f"{int((self.noisy[rows] != self.clean[rows]).sum())} with a wrong label")
-        return '<br>'.join(parts) + (f"<br>showing the first {n_shown}" if n_shown < len(rows) else '')
+        return '<br>'.join(parts)
 
     def update(self):
-        "Redraw the plot, the counts and the thumbnails from the controls' values."
-        rows = self._selected_rows()
-        shown = rows[:self.max_images]
+        "Recompute the selection from the controls, redraw the plot and the counts, and show the gallery's first page."
+        self.rows, self.page = self._selected_rows(), 0
         self.plot.value = self._render_plot()
-        self.info.value = self._info_html(rows, len(shown))
-        pos = torch.as_tensor(self.idx[shown], dtype=torch.long)
+        self.info.value = self._info_html()
+        self._render_gallery()
+
+    def go(self, page:int):
+        "Show page `page` (0-based, clamped) of the gallery."
+        self.page = min(max(page, 0), self.pages - 1)
+        self._render_gallery()
+
+    def _render_gallery(self):
+        "The thumbnails of the current page, and the paging controls."
+        start = self.page * self.per_page
+        rows = self.rows[start:start + self.per_page]
+        pos = torch.as_tensor(self.idx[rows], dtype=torch.long)
         self.gallery.value = image_grid_html(self.ds.images[pos.to(self.ds.images.device)],
                                              [self._caption(int(p)) for p in pos], scale=self.scale,
-                                             marked=None if self.flagged is None else self.flagged[shown])
+                                             marked=None if self.flagged is None else self.flagged[rows])
+        shown = f"images {start + 1}–{start + len(rows)} of {len(self.rows)}" if len(rows) else "no images"
+        self.page_label.value = f"page {self.page + 1} of {self.pages} ({shown})"
+        self.prev.disabled, self.next.disabled = self.page == 0, self.page >= self.pages - 1
 
     def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)

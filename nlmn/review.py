@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .core import RunDir, load_csv, save_csv
 from .data import NoisyDataset
-from .representations import image_png
+from .representations import COLOURS, image_png
 from .simifeat import Detection
 
 try: import fcntl  # POSIX
@@ -24,7 +24,7 @@ except ImportError: msvcrt = None
 
 # %% auto #0
 __all__ = ['DECISIONS', 'DECISION_COLUMNS', 'decisions_path', 'save_decisions', 'load_decisions', 'decisions_lock',
-           'update_decisions', 'ReviewedSplit', 'apply_decisions', 'review_summary', 'ReviewBrowser']
+           'merge_decisions', 'update_decisions', 'ReviewedSplit', 'apply_decisions', 'review_summary', 'ReviewBrowser']
 
 # %% ../nbs/07_review.ipynb #9fb8eb40
 DECISIONS = ('keep', 'accept', 'relabel', 'drop')
@@ -161,6 +161,29 @@ def decisions_lock(path:str|Path, # the decisions `.csv` file
         try: yield lock
         finally: _unlock(f)
 
+def _stamped(record:tuple, now:str) -> tuple:
+    "(decision, label, time): `record`, stamped with `now` unless it carries its own time"
+    return (*record, now)[:3] if len(record) == 2 else tuple(record)
+
+def merge_decisions(path:str|Path, # the decisions `.csv` file
+                    ds:NoisyDataset, # the reviewed dataset
+                    *,
+                    changes:dict[int, tuple|None], # position → (decision, label[, time]); None: undecide it
+                    overwrite:bool=True, # False: leave positions already decided in the file as they are
+                   ) -> dict[int, tuple[str, int|None, str]]:
+    "Under the lock: re-read the file, apply `changes` to their positions alone, write once (atomically); all after"
+    for pos in changes:
+        if not 0 <= pos < len(ds): raise IndexError(f"position {pos} is not in {ds.name} ({len(ds)} samples)")
+    now = _now()
+    with decisions_lock(path):
+        records = _read_decisions(path, ds) if Path(path).exists() else {}
+        before = dict(records)
+        for pos, record in changes.items():
+            if record is None: records.pop(pos, None)
+            elif overwrite or pos not in records: records[pos] = _stamped(record, now)
+        if records != before: save_decisions(path, records, ds)
+    return records
+
 def update_decisions(path:str|Path, # the decisions `.csv` file
                      ds:NoisyDataset, # the reviewed dataset
                      *,
@@ -168,13 +191,7 @@ def update_decisions(path:str|Path, # the decisions `.csv` file
                      record:tuple|None, # (decision, label) or (decision, label, time); None: undecide `pos`
                     ) -> dict[int, tuple[str, int|None, str]]:
     "Under the lock: re-read the file, set or remove the decision on `pos` alone, write atomically; all decisions after"
-    if not 0 <= pos < len(ds): raise IndexError(f"position {pos} is not in {ds.name} ({len(ds)} samples)")
-    with decisions_lock(path):
-        records = _read_decisions(path, ds) if Path(path).exists() else {}
-        if record is None: records.pop(pos, None)
-        else: records[pos] = (*record, _now())[:3] if len(record) == 2 else tuple(record)
-        save_decisions(path, records, ds)
-    return records
+    return merge_decisions(path, ds, changes={pos: record})
 
 # %% ../nbs/07_review.ipynb #3f21e51e
 @dataclass
@@ -260,15 +277,41 @@ def _html_table(rows:list[dict]) -> str:
 # %% ../nbs/07_review.ipynb #713ea9ab
 _TIPS = dict(keep='the label is right: keep it', accept='use the suggested label',
              drop='leave this image out of training')
+_SIMIFEAT, _MODELS = ('vote', 'rank'), ('disagreement', 'cleanlab')  # `Detection.params['method']` of the detectors
+_MUTED = 'opacity:.65'  # secondary text is dimmed, not coloured: colours belong to `COLOURS`
 
-def _caption_lines(b:ReviewBrowser, i:int, decision:str|None, label:int|None) -> list[str]:
-    "The HTML lines of the caption of sample `i` in browser `b`"
+def _swatch(colour:str) -> str:
+    "A small square of `colour`, for the legend"
+    return (f"<span style='display:inline-block;width:.8em;height:.8em;margin:0 2px 0 8px;vertical-align:-1px;"
+            f"background:{colour}'></span>")
+
+def _score_text(b:ReviewBrowser, i:int) -> str:
+    "Why sample `i` scores as it does: SimiFeat's clean rounds, or the detector's score"
+    s = b.score[i]
+    if b.rounds is None: return f"score {s:.2f} (lower = more suspicious)"
+    if b.whole_rounds: return f"clean in {round(s * b.rounds)} of {b.rounds} rounds"
+    return f"clean in {'none' if s == 0 else 'all' if s == 1 else f'{s:.0%}'} of its rounds"
+
+def _votes_text(b:ReviewBrowser, i:int) -> str|None:
+    "The support of the suggested class and of the given label (None without votes)"
+    if b.shares is None: return None
     name = lambda c: html.escape(b.ds.classes[c])
-    lines = [f"<b>#{i}</b> <span style='color:#777'>(original {int(b.ds.indices[i])})</span>",
+    given, suggested, given_share, suggested_share = b.noisy_labels[i], b.suggested[i], b.shares[0][i], b.shares[1][i]
+    word = 'predicted' if b.method in _MODELS else 'votes'  # a model's probabilities, or SimiFeat's neighbours
+    if given == suggested: return f"{word}: {given_share:.0%} {name(given)} (its label, suggested)"
+    return f"{word}: {suggested_share:.0%} {name(suggested)} (suggested) · {given_share:.0%} {name(given)} (its label)"
+
+def _caption_lines(b:ReviewBrowser, i:int, decision:str|None, label:int|None, key:int|None=None) -> list[str]:
+    "The HTML lines of the caption of sample `i` in browser `b` (`key`: its shortcut digit)"
+    name = lambda c: html.escape(b.ds.classes[c])
+    shortcut = f" · key {key}" if key else ''
+    flag = f"<b style='color:{COLOURS['flagged']}'>flagged</b>" if b.flagged[i] else 'not flagged'
+    lines = [f"<b>#{i}</b> <span style='{_MUTED}'>(original {int(b.ds.indices[i])}){shortcut}</span>",
              f"label: <b>{name(b.noisy_labels[i])}</b>", f"suggested: {name(b.suggested[i])}",
-             f"score {b.score[i]:.2f}" + (' · flagged' if b.flagged[i] else ' · not flagged')]
+             f"{_score_text(b, i)} · {flag}"]
+    if (votes := _votes_text(b, i)) is not None: lines.append(votes)
     if b.show_truth.value and b.clean_labels is not None:
-        colour = '#2ca02c' if b.clean_labels[i] == b.noisy_labels[i] else '#d62728'
+        colour = COLOURS['label_right' if b.clean_labels[i] == b.noisy_labels[i] else 'label_wrong']
         lines.append(f"<span style='color:{colour}'>clean: {name(b.clean_labels[i])}</span>")
     if decision is None: lines.append('<i>undecided</i>')
     elif decision in ('accept', 'relabel'): lines.append(f"decision: <b>{decision}</b> → {name(label)}")
@@ -277,11 +320,11 @@ def _caption_lines(b:ReviewBrowser, i:int, decision:str|None, label:int|None) ->
 
 class _Tile:
     "One thumbnail of the grid with its caption and decision controls, showing whichever sample its page gives it."
-    def __init__(self, browser:ReviewBrowser):
+    def __init__(self, browser:ReviewBrowser, k:int): # k: its place on the page (0 = top left)
         import ipywidgets as W
-        self.b, self.pos, self._binding = browser, None, False
-        side = f'{browser.ds.images.shape[-1] * browser.scale}px'
-        self.image = W.Image(format='png', layout=W.Layout(width=side, height=side))
+        self.b, self.k, self.pos, self._binding = browser, k, None, False
+        # at its own size (not stretched to the tile): `image_png` has upscaled it by a whole factor
+        self.image = W.Image(format='png', layout=W.Layout(align_self='center'))
         self.caption = W.HTML()
         width = lambda d: '72px' if d == 'accept' else '58px'
         self.buttons = {d: W.Button(description=d, tooltip=tip, layout=W.Layout(width=width(d), padding='0'))
@@ -293,7 +336,7 @@ class _Tile:
         self.undo = W.Button(description='undo', tooltip='forget the decision', layout=W.Layout(width='58px'))
         self.undo.on_click(lambda _: browser.undo(self.pos))
         controls = [W.HBox(list(self.buttons.values())), W.HBox([self.relabel, self.undo])]
-        self.box = W.VBox([self.image, self.caption, *controls], layout=W.Layout(padding='4px', width='214px'))
+        self.box = W.VBox([self.image, self.caption, *controls], layout=W.Layout(width=f'{browser.tile_width}px'))
         self.box.add_class('nlmn-tile')
 
     def _relabelled(self, change):
@@ -304,61 +347,132 @@ class _Tile:
         "Show sample `pos` (None: an empty slot)."
         self.pos = pos
         self.box.layout.visibility = 'hidden' if pos is None else 'visible'
-        if pos is not None: self.image.value = image_png(self.b.ds.images[pos], self.b.scale); self.refresh()
+        if pos is not None: self.image.value = image_png(self.b.ds.images[pos], self.b.thumb_scale); self.refresh()
 
     def refresh(self):
-        "Redraw the caption and the decision state."
+        "Redraw the caption, the decision state and the highlight."
         decision, label, _ = self.b.records.get(self.pos, (None, None, None))
-        lines = _caption_lines(self.b, self.pos, decision, label)
+        lines = _caption_lines(self.b, self.pos, decision, label, self.k + 1 if self.k < 9 else None)
         style = 'font-size:12px;line-height:1.35'
         self.caption.value = f"<div class='nlmn-caption' style='{style}'>" + '<br>'.join(lines) + '</div>'
-        for d, button in self.buttons.items():
-            button.button_style = ('danger' if d == 'drop' else 'success') if d == decision else ''
+        for d, button in self.buttons.items():  # the chosen decision's button in the decision's colour
+            on = d == decision
+            button.style.button_color, button.style.text_color = (COLOURS[d], 'white') if on else (None, None)
+            button.style.font_weight = 'bold' if on else None
         self._binding = True  # setting the menu is not a decision
         self.relabel.value = label if decision == 'relabel' else -1
         self._binding = False
-        colour = '#ccc' if decision is None else '#d62728' if decision == 'drop' else '#2ca02c'
-        self.box.layout.border = '2px solid ' + colour
+        self.highlight(decision)
+
+    def highlight(self, decision:str|None):
+        "The border in the colour of the decision; thicker (same outer size) on the tile the keys act on."
+        selected = self.b.selected == self.k
+        self.box.layout.border = f"{4 if selected else 2}px solid {COLOURS[decision or 'undecided']}"
+        self.box.layout.padding = '4px' if selected else '6px'
+        (self.box.add_class if selected else self.box.remove_class)('nlmn-selected')
 
 # %% ../nbs/07_review.ipynb #a1f7a523
 _SCOPES = [('flagged', 'flagged'), ('all samples', 'all')]
 _ORDERS = [('most suspicious first', 'score'), ('least suspicious first', '-score'), ('dataset order', 'index')]
 _STATES = [('any', 'any'), ('undecided', 'undecided'), ('decided', 'decided')] + [(d, d) for d in DECISIONS]
+_KEYS = dict(a='accept', k='keep', d='drop')  # on the selected tile, then on to the next
+_KEY_HELP = ("type: <b>1</b>–<b>9</b> select a tile · <b>a</b> accept · <b>k</b> keep · <b>d</b> drop "
+             "(then the next tile) · <b>u</b> undo · <b>n</b> / <b>p</b> next / previous page · "
+             "<b>A</b> / <b>K</b> / <b>U</b> accept / keep / undo the whole page")
+_PAGE_TIPS = dict(accept='accept the suggested label of every undecided image on this page (decided ones stay)',
+                  keep='keep the label of every undecided image on this page (decided ones stay)',
+                  undo='forget the decisions on every image of this page')
 
 class ReviewBrowser:
     "Page through flagged images and decide on each (keep, accept, relabel, drop); every decision is saved at once."
     def __init__(self, ds:NoisyDataset, # the dataset the detection was made on
-                 detection:Detection, # flags, scores and suggested labels
+                 detection:Detection, # flags, scores, suggested labels (and votes, if the detector gives them)
                  decisions:str|Path|RunDir, # the decisions CSV, or a run directory (its `review/decisions.csv`)
                  *,
                  rows:int=4, cols:int=4, # thumbnails per page
-                 scale:int=3, # thumbnail upscaling (32 px → 96 px)
+                 size:int=192, # thumbnails' longest side in pixels, by whole-factor upscaling (32 px → 192 px)
                 ):
         import ipywidgets as W
-        if len(detection.flagged) != len(ds):
-            raise ValueError(f"{ds.name}: the detection covers {len(detection.flagged)} samples, "
-                             f"the dataset has {len(ds)}")
-        self.ds, self.scale, self.per_page, self.path = ds, scale, rows * cols, decisions_path(decisions)
+        n, K = len(ds), ds.num_classes
+        if len(detection.flagged) != n:
+            raise ValueError(f"{ds.name}: the detection covers {len(detection.flagged)} samples, the dataset has {n}")
+        if detection.votes is not None and np.shape(detection.votes) != (n, K):
+            raise ValueError(f"{ds.name}: the detection's votes have shape {np.shape(detection.votes)}, "
+                             f"expected ({n}, {K})")
+        self.ds, self.per_page, self.path, self.size = ds, rows * cols, decisions_path(decisions), size
         self.flagged, self.score = np.asarray(detection.flagged, bool), np.asarray(detection.score, np.float64)
         self.suggested, self.detection = np.asarray(detection.suggested, np.int64), detection
         self.noisy_labels = ds.noisy_labels.cpu().numpy()
         self.clean_labels = None if ds.clean_labels is None else ds.clean_labels.cpu().numpy()
+        self._explain(detection)
+        h, w = ds.images.shape[-2:]
+        self.thumb_scale = max(1, size // max(h, w))
+        self.tile_width = max(w * self.thumb_scale, 204) + 16  # room for the buttons; 16 = padding and border
         self.records = _read_decisions(self.path, ds) if self.path.exists() else {}
+        self.selected, self._binding, self._key_text = 0, False, ''  # the tile the keys act on, the last keys typed
         self._make_filters(W)
         self._make_paging(W)
-        self.tiles = [_Tile(self) for _ in range(self.per_page)]
+        self._make_actions(W)
+        self.tiles = [_Tile(self, k) for k in range(self.per_page)]
         self.widget = self._layout(W, cols)
         self.reload()
 
+    def _explain(self, detection:Detection):
+        "What the captions say about the detection: the detector, SimiFeat's rounds, the vote shares and margins"
+        p = detection.params
+        self.method = p.get('method')
+        self.rounds = int(p['rounds']) if self.method in _SIMIFEAT and p.get('rounds') else None
+        # with subsampled rounds (`fixed_feature_rounds`) an image is in fewer rounds: then only the share is known
+        whole = self.score * (self.rounds or 1)
+        self.whole_rounds = self.rounds is not None and bool(np.all(np.abs(whole - np.round(whole)) < 1e-6))
+        self.shares = detection.vote_shares(self.noisy_labels)  # (given, suggested) or None
+        # how far the votes lead away from the label: breaks ties of the score, larger = more suspicious
+        self.margin = (np.zeros(len(self.score)) if self.shares is None else
+                       np.asarray(self.shares[1], np.float64) - np.asarray(self.shares[0], np.float64))
+
+    def _legend(self) -> str:
+        "The line above the grid: what the score and the votes mean, how the order breaks ties, the border colours"
+        p, m = self.detection.params, self.method
+        if m in _SIMIFEAT:
+            rule = 'vote rule' if m == 'vote' else 'rank rule'
+            subsets = '' if self.whole_rounds else ' (rounds on subsets of the data: of the rounds an image was in)'
+            text = (f"<b>why flagged</b>: SimiFeat ({rule}, k = {p.get('k', '?')}) judged each label in "
+                    f"{self.rounds or '?'} rounds of neighbour votes on image features and flags it when at most "
+                    f"{p.get('threshold', .5):.0%} of the rounds found it clean{subsets}.")
+            if self.shares is not None: text += " <i>votes</i>: the classes' shares of the neighbours' votes."
+        elif m == 'gmm':
+            text = (f"<b>why flagged</b>: the score is DivideMix's clean probability (a two-component GMM on the "
+                    f"training loss), lower = more suspicious; flagged at ≤ {p.get('p_threshold', .5):g}. "
+                    "The GMM suggests no other label.")
+        elif m in _MODELS:
+            how = ("the model predicts another class" if m == 'disagreement' else
+                   "cleanlab's <code>find_label_issues</code> finds an issue")
+            text = (f"<b>why flagged</b>: the score is the model's probability of the given label, lower = more "
+                    f"suspicious; flagged where {how}.")
+            if self.shares is not None:
+                text += " <i>predicted</i>: its probability of the suggested class and of the label."
+        else: text = "<b>score</b>: how clean the detector finds the label, lower = more suspicious."
+        tie = ("then the largest lead of the suggested class over the label, then position" if self.shares is not None
+               else "then position")
+        key = ''.join(f"{_swatch(COLOURS[d])}{d}" for d in ('undecided', *DECISIONS))
+        lowest = 'fewest clean rounds' if m in _SIMIFEAT else 'lowest score'
+        return (f"<div style='font-size:12px;line-height:1.4'>{text} <b>Most suspicious first</b>: {lowest}, "
+                f"{tie}.<br>border: {key} · framed: the tile the keys act on</div>")
+
     def _layout(self, W, cols:int):
-        "The whole widget: filter rows, paging row, the grid of tiles (`cols` wide), the summary"
+        "The whole widget: filter rows, paging, page actions and shortcut box, legend, the grid (`cols` wide), summary"
         grid = W.GridBox([t.box for t in self.tiles],
                          layout=W.Layout(grid_template_columns=f'repeat({cols}, max-content)', grid_gap='6px'))
-        paging = W.HBox([self.prev, self.page_label, self.next, self.counter],
+        paging = W.HBox([self.prev, self.page_label, self.next, self.jump_box, self.counter],
                         layout=W.Layout(align_items='center', grid_gap='12px'))
+        actions = W.HBox(list(self.page_buttons.values()))
+        actions.add_class('nlmn-page-actions')
+        keys = W.HBox([self.keys, self.key_help], layout=W.Layout(align_items='center', grid_gap='8px'))
         filters = [W.HBox([self.scope, self.order, self.state_filter]),
                    W.HBox([self.noisy_filter, self.suggested_filter, self.show_truth])]
-        return W.VBox([*filters, paging, grid, self.summary])
+        widget = W.VBox([*filters, paging, actions, keys, self.legend, grid, self.summary])
+        widget.add_class('nlmn-review')
+        return widget
 
     def _make_filters(self, W):
         "The menus that choose and order the samples shown, and the toggle that reveals the clean labels"
@@ -376,13 +490,70 @@ class ReviewBrowser:
         self.show_truth.observe(lambda _: self.render(), 'value')
 
     def _make_paging(self, W):
-        "The page buttons, the page and review counters and the summary table"
+        "The page buttons, the jump to a page, the page and review counters and the summary table"
         self.prev = W.Button(description='◀ prev', layout=W.Layout(width='80px'))
         self.next = W.Button(description='next ▶', layout=W.Layout(width='80px'))
+        self.jump = W.IntText(value=1, description='page', style=dict(description_width='initial'),
+                              layout=W.Layout(width='120px'))  # Enter jumps (the value arrives when typing ends)
+        self.go_button = W.Button(description='go', tooltip='show this page', layout=W.Layout(width='48px'))
+        self.jump_box = W.HBox([self.jump, self.go_button])
         self.page_label, self.counter, self.summary = W.HTML(), W.HTML(), W.HTML()
-        for w, cls in ((self.page_label, 'nlmn-page'), (self.counter, 'nlmn-counter'), (self.summary, 'nlmn-summary')):
+        for w, cls in ((self.page_label, 'nlmn-page'), (self.counter, 'nlmn-counter'), (self.summary, 'nlmn-summary'),
+                       (self.jump_box, 'nlmn-jump')):
             w.add_class(cls)
         self.prev.on_click(lambda _: self.go(self.page - 1)); self.next.on_click(lambda _: self.go(self.page + 1))
+        self.go_button.on_click(lambda _: self.go(self.jump.value - 1))
+        self.jump.observe(lambda c: None if self._binding else self.go(c['new'] - 1), 'value')
+
+    def _make_actions(self, W):
+        "The whole-page buttons, the shortcut box with its help line, and the legend"
+        names = dict(accept='accept all suggestions on this page', keep='keep all labels on this page',
+                     undo='undo this page')
+        self.page_buttons = {a: W.Button(description=name, tooltip=_PAGE_TIPS[a], layout=W.Layout(width='auto'))
+                             for a, name in names.items()}
+        self.page_buttons['accept'].on_click(lambda _: self.decide_page('accept'))
+        self.page_buttons['keep'].on_click(lambda _: self.decide_page('keep'))
+        self.page_buttons['undo'].on_click(lambda _: self.undo_page())
+        # ipywidgets has no key events: a text box sends each character typed, which acts and is cleared
+        self.keys = W.Text(value='', placeholder='shortcut keys', continuous_update=True,
+                           layout=W.Layout(width='140px'), tooltip='click here, then type the keys on the right')
+        self.keys.observe(self._typed, 'value')
+        # the selected tile is also framed in the text colour (no colour of its own), where the page allows styles
+        frame = "<style>.nlmn-selected {outline: 2px solid currentColor; outline-offset: 1px}</style>"
+        self.key_help = W.HTML(f"{frame}<span style='font-size:12px'>{_KEY_HELP}</span>")
+        self.legend = W.HTML(self._legend())
+        for w, cls in ((self.keys, 'nlmn-keys'), (self.key_help, 'nlmn-keys-help'), (self.legend, 'nlmn-legend')):
+            w.add_class(cls)
+
+    def _typed(self, change):
+        "A change of the shortcut box: act on the keys typed, clear the box."
+        text = change['new']
+        if self._binding or not text: return
+        # the page sends the box's whole text at each key: a text that extends the last one was sent before the
+        # clearing reached the page, and its first keys have acted already
+        seen = self._key_text
+        new = text[len(seen):] if len(text) > len(seen) and text.startswith(seen) else text
+        self._key_text, self._binding = text, True  # clear the box first: it stays usable if a key fails (a write)
+        self.keys.value = ''
+        self._binding = False
+        self.press(new)
+
+    def press(self, keys:str):
+        "Act on each key in `keys` in turn, as if typed into the shortcut box (others are ignored)."
+        for key in keys:
+            pos = self.tiles[self.selected].pos
+            if key in '123456789': self.select(int(key) - 1)
+            elif key in _KEYS and pos is not None: self.decide(pos, _KEYS[key]); self.select(self.selected + 1)
+            elif key == 'u' and pos is not None: self.undo(pos)
+            elif key in 'np': self.go(self.page + (1 if key == 'n' else -1))
+            elif key in 'AK': self.decide_page('accept' if key == 'A' else 'keep')
+            elif key == 'U': self.undo_page()
+
+    def select(self, k:int):
+        "Make tile `k` of the page (0 = top left) the one the keys act on; ignored if no image is there."
+        if not 0 <= k < len(self.page_items) or k == self.selected: return
+        old, self.selected = self.selected, k
+        for tile in (self.tiles[old], self.tiles[k]): tile.refresh()
 
     def _matching(self) -> np.ndarray:
         "Positions that pass the filters, in the chosen order."
@@ -397,11 +568,13 @@ class ReviewBrowser:
         elif f != 'any': keep &= state == f
         idx = np.nonzero(keep)[0]
         if self.order.value == 'index': return idx
-        return idx[np.lexsort((idx, self.score[idx] if self.order.value == 'score' else -self.score[idx]))]
+        # score, then the votes' lead over the label (larger first), then position; the least suspicious: reversed
+        idx = idx[np.lexsort((idx, -self.margin[idx], self.score[idx]))]
+        return idx if self.order.value == 'score' else idx[::-1]
 
     def reload(self):
         "Recompute the list from the filters and the order, and go to its first page."
-        self.items, self.page = self._matching(), 0
+        self.items, self.page, self.selected = self._matching(), 0, 0
         self.render()
 
     @property
@@ -414,7 +587,9 @@ class ReviewBrowser:
 
     def go(self, page:int):
         "Show page `page` (0-based, clamped)."
-        self.page = min(max(page, 0), self.pages - 1)
+        page = min(max(page, 0), self.pages - 1)
+        if page != self.page: self.selected = 0
+        self.page = page
         self.render()
 
     def render(self):
@@ -423,6 +598,9 @@ class ReviewBrowser:
         for k, tile in enumerate(self.tiles): tile.show(int(shown[k]) if k < len(shown) else None)
         self.page_label.value = f"page {self.page + 1} of {self.pages} ({len(self.items)} images)"
         self.prev.disabled, self.next.disabled = self.page == 0, self.page >= self.pages - 1
+        self._binding = True  # showing the page number is not a jump
+        self.jump.value = self.page + 1
+        self._binding = False
         self._status()
 
     def _status(self):
@@ -438,27 +616,42 @@ class ReviewBrowser:
         "position → (decision, label), as `load_decisions` reads them."
         return {i: (d, label) for i, (d, label, _) in self.records.items()}
 
+    def _record(self, pos:int, decision:str, label:int|None=None) -> tuple[str, int|None]:
+        "(decision, label) of `decision` on sample `pos`, checked"
+        if decision not in DECISIONS:
+            raise ValueError(f"unknown decision {decision!r}, expected one of {', '.join(DECISIONS)}")
+        if decision == 'relabel' and not (label is not None and 0 <= label < self.ds.num_classes):
+            raise ValueError(f"'relabel' needs a class id in 0..{self.ds.num_classes - 1}, got {label}")
+        label = dict(keep=self.noisy_labels[pos], accept=self.suggested[pos], relabel=label, drop=None)[decision]
+        return decision, None if label is None else int(label)
+
     def decide(self, pos:int, # position in the dataset
                decision:str, # 'keep', 'accept', 'relabel' or 'drop'
                *,
                label:int|None=None, # the new class, for 'relabel'
               ):
         "Record a decision on sample `pos` and save the file."
-        if decision not in DECISIONS:
-            raise ValueError(f"unknown decision {decision!r}, expected one of {', '.join(DECISIONS)}")
-        if decision == 'relabel' and not (label is not None and 0 <= label < self.ds.num_classes):
-            raise ValueError(f"'relabel' needs a class id in 0..{self.ds.num_classes - 1}, got {label}")
-        label = dict(keep=self.noisy_labels[pos], accept=self.suggested[pos], relabel=label, drop=None)[decision]
-        self._save(pos, (decision, None if label is None else int(label)))
+        self._save({pos: self._record(pos, decision, label)})
 
     def undo(self, pos:int):
         "Forget the decision on sample `pos` and save the file."
-        self._save(pos, None)
+        self._save({pos: None})
 
-    def _save(self, pos:int, record:tuple|None):
-        "Change `pos` in the file (merged with other browsers' decisions: `update_decisions`), then show the result."
+    def decide_page(self, decision:str, # 'keep', 'accept' or 'drop'
+                   ):
+        "Record `decision` on every undecided image of the page, in one write; decided images keep their decision."
+        if decision == 'relabel': raise ValueError("'relabel' needs a class per image: relabel them one by one")
+        self._save({int(p): self._record(int(p), decision) for p in self.page_items}, overwrite=False)
+
+    def undo_page(self):
+        "Forget the decisions on every image of the page, in one write."
+        self._save({int(p): None for p in self.page_items})
+
+    def _save(self, changes:dict[int, tuple|None], overwrite:bool=True):
+        "Apply `changes` to the file (merged with other browsers' decisions: `merge_decisions`), then show the result."
+        if not changes: return
         # first the file: if writing fails, nothing changes
-        self.records = update_decisions(self.path, self.ds, pos=pos, record=record)
+        self.records = merge_decisions(self.path, self.ds, changes=changes, overwrite=overwrite)
         for tile in self.tiles:
             if tile.pos is not None: tile.refresh()
         self._status()

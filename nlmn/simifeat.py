@@ -250,12 +250,14 @@ class Detection:
     score: np.ndarray # float N: how clean the label looks, lower = more suspicious (SimiFeat: fraction of clean rounds)
     suggested: np.ndarray # int N: suggested label
     params: dict = field(default_factory=dict) # how it was made (its 'method' at least)
+    votes: np.ndarray|None = None # float N×K support per class (SimiFeat: mean k-NN vote share; else probabilities)
 
     def save(self, path:str|Path):
         "Write to an npz (parameters as a JSON string)."
         import json
+        votes = {} if self.votes is None else dict(votes=np.asarray(self.votes, np.float32))
         save_npz(path, flagged=self.flagged, score=self.score, suggested=self.suggested,
-                 params=np.array(json.dumps(self.params)))
+                 params=np.array(json.dumps(self.params)), **votes)
 
     @classmethod
     def load(cls, path:str|Path) -> Detection:
@@ -265,7 +267,14 @@ class Detection:
         if missing := {'flagged', 'score', 'suggested'} - set(d):
             raise KeyError(f"{path}: not a detection file, missing keys {sorted(missing)}")
         params = json.loads(str(d['params'])) if 'params' in d else {}
-        return cls(d['flagged'].astype(bool), d['score'], d['suggested'].astype(np.int64), params)
+        return cls(d['flagged'].astype(bool), d['score'], d['suggested'].astype(np.int64), params, d.get('votes'))
+
+    def vote_shares(self, noisy_labels:np.ndarray, # N given labels
+                   ) -> tuple[np.ndarray, np.ndarray]|None:
+        "Each sample's support for its given label and for the suggested one (None without `votes`)."
+        if self.votes is None: return None
+        at = lambda labels: np.take_along_axis(self.votes, np.asarray(labels, np.int64)[:, None], 1)[:, 0]
+        return at(noisy_labels), at(self.suggested)
 
     def to_competition(self, path:str|Path):
         "The CIFAR-N competition format: an N-long boolean array, True = corrupted (`detection.npy`)."
@@ -330,7 +339,7 @@ def simifeat(rounds:Callable[[int], Tensor|tuple[Tensor, Tensor]], # round r →
     "SimiFeat detection over `cfg.rounds` rounds: flags, clean fraction, suggested labels."
     labels = torch.as_tensor(noisy_labels).long().cpu()
     n, K = len(labels), num_classes
-    clean_votes, times, soft_sum = torch.zeros(n), torch.zeros(n), torch.zeros(n, K)
+    clean_votes, times, soft_sum, share_sum = torch.zeros(n), torch.zeros(n), torch.zeros(n, K), torch.zeros(n, K)
     state = dict(hoc=None, prior=torch.bincount(labels, minlength=K).double() / n,
                  jitter=torch.Generator().manual_seed(cfg.seed))
     _check_rounds(rounds, cfg)
@@ -342,11 +351,12 @@ def simifeat(rounds:Callable[[int], Tensor|tuple[Tensor, Tensor]], # round r →
         soft = knn_soft_labels(feats, y, num_classes=K, k=cfg.k, device=device)
         corrupted = _round_flags(soft, feats, y, r, cfg, state, device)
         clean_votes[sub] += (~corrupted).float(); times[sub] += 1; soft_sum[sub] += soft
+        share_sum[sub] += soft / soft.sum(1, keepdim=True).clamp_min(1e-12)  # each class's share of the weighted votes
     if (unseen := (times == 0).sum().item()):
         raise ValueError(f"{unseen} samples were in no round: use more rounds or bigger subsets")
-    score = (clean_votes / times).numpy()
+    score, votes = (clean_votes / times).numpy(), (share_sum / times[:, None]).float().numpy()
     return Detection(score <= cfg.threshold, score, soft_sum.argmax(1).numpy(),
-                     dict(asdict(cfg), seconds=time.perf_counter() - t0, num_classes=K))
+                     dict(asdict(cfg), seconds=time.perf_counter() - t0, num_classes=K), votes)
 
 # %% ../nbs/06_simifeat.ipynb #8271ca51
 def _flags(detection:Detection|np.ndarray) -> np.ndarray:
@@ -404,8 +414,9 @@ def disagreement_detector(logits:np.ndarray|Tensor, # N×K model outputs (logits
     "Flag samples whose predicted class differs from the label; the score is the model's probability of the label."
     out = torch.as_tensor(logits)
     pred, given = np.asarray(out.argmax(1)), np.asarray(noisy_labels)
-    return Detection(pred != given, _given_prob(_as_probs(out).numpy(), given), pred.astype(np.int64),
-                     dict(method='disagreement'))
+    probs = _as_probs(out).numpy()
+    return Detection(pred != given, _given_prob(probs, given), pred.astype(np.int64), dict(method='disagreement'),
+                     probs)
 
 def cleanlab_detector(pred_probs:np.ndarray, # N×K predicted probabilities; cleanlab wants out-of-sample ones
                       noisy_labels:np.ndarray, # N noisy labels
@@ -416,7 +427,7 @@ def cleanlab_detector(pred_probs:np.ndarray, # N×K predicted probabilities; cle
     given, probs = np.asarray(noisy_labels), np.asarray(pred_probs, dtype=np.float64)
     flagged = find_label_issues(given, probs)
     # the score is cleanlab's default label quality ('self_confidence'): the probability of the given label
-    return Detection(flagged, _given_prob(probs, given), probs.argmax(1), dict(method='cleanlab'))
+    return Detection(flagged, _given_prob(probs, given), probs.argmax(1), dict(method='cleanlab'), probs)
 
 def compare_detectors(detections:dict[str, Detection|np.ndarray], # detector name → `Detection` (or bool N flags)
                       noisy_labels:np.ndarray, clean_labels:np.ndarray,

@@ -69,7 +69,7 @@ def jupyter_lab(root:Path, # the folder JupyterLab serves
     settings.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text(json.dumps({'fetchNews': 'false'}))
     port = _free_port()
-    env = ({k: v for k, v in os.environ.items() if not k.startswith('JUPYTER')}
+    env = ({k: v for k, v in os.environ.items() if not k.startswith(('JUPYTER', 'NLMN_'))}  # a user's defaults
            | dict(HOME=str(home), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}"))
     log = home/'jupyterlab.log'
     with open(log, 'w') as out:
@@ -91,19 +91,25 @@ def jupyter_lab(root:Path, # the folder JupyterLab serves
 
 
 @contextlib.contextmanager
-def chromium_page(width:int=1500, height:int=1900):
-    "A page of headless Debian Chromium, driven by Playwright."
+def chromium():
+    "Headless Debian Chromium, driven by Playwright."
     skip_without_browser()
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try: yield browser.new_page(viewport=dict(width=width, height=height))
+        try: yield browser
         finally: browser.close()
 
 
+@contextlib.contextmanager
+def chromium_page(width:int=1500, height:int=1900):
+    "A page of headless Debian Chromium."
+    with chromium() as browser: yield browser.new_page(viewport=dict(width=width, height=height))
+
+
 def run_notebook(page, url:str, name:str, timeout_s:float=120):
-    "Open notebook `name` in JupyterLab, wait for its kernel, and run all its cells."
-    page.goto(f'{url}/lab/tree/{name}')
+    "Open notebook `name` in JupyterLab (a fresh workspace), wait for its kernel, and run all its cells."
+    page.goto(f'{url}/lab/tree/{name}?reset')
     page.wait_for_function("""() => { const w = window.jupyterapp?.shell?.currentWidget;
         return w?.sessionContext?.session?.kernel?.status === 'idle'; }""", timeout=timeout_s * 1000)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
@@ -131,7 +137,7 @@ def test_review_browser_in_jupyterlab(tmp_path):
     root.mkdir(); home.mkdir()
     write_notebook(root/'demo.ipynb', DEMO.format(folder=str(root)))
     t0 = time.perf_counter()
-    with jupyter_lab(root, home) as url, chromium_page() as page:
+    with jupyter_lab(root, home) as url, chromium_page(height=3000) as page:  # tall: the picture shows the whole widget
         run_notebook(page, url, 'demo.ipynb')
         out = page.locator('.jp-OutputArea-output')
         tiles = out.locator('.nlmn-tile')
@@ -171,7 +177,7 @@ def test_review_browser_in_jupyterlab(tmp_path):
         cells = ['—' if v is None else str(v)
                  for r in review_summary(root/'decisions.csv', ds, det) for v in r.values()]
         expect(out.locator('table.nlmn-summary td')).to_have_text(cells)
-        page.screenshot(path=str(tmp_path/'review.png'), full_page=True)
+        save_screenshot(out.locator('.nlmn-review').first, (PICTURES or tmp_path)/'review.png')
 
         out.get_by_role('button', name='next ▶').click()
         expect(out.locator('.nlmn-page')).to_contain_text('page 2 of')
@@ -183,5 +189,81 @@ def test_review_browser_in_jupyterlab(tmp_path):
             pos[0]: ('accept', ds.classes[det.suggested[pos[0]]]), pos[1]: ('relabel', ds.classes[new]),
             pos[2]: ('drop', '')}
         assert all(r['original_index'] == str(int(ds.indices[i])) and r['time'] for i, r in rows.items())
-        assert pos == sorted(pos, key=lambda p: (det.score[p], p))  # most suspicious first
-    print(f"browser test: {time.perf_counter() - t0:.1f} s, screenshot {tmp_path/'review.png'}")
+        py = ReviewBrowser(ds, det, root/'decisions.csv')
+        assert pos == sorted(pos, key=lambda p: (det.score[p], -py.margin[p], p))  # most suspicious first, then margin
+    print(f"browser test: {time.perf_counter() - t0:.1f} s, screenshot {(PICTURES or tmp_path)/'review.png'}")
+
+
+NBS = Path(__file__).parent.parent/'nbs'
+# notebook → the widget it must show after Run-All, and the name of its picture (the review browser's is taken by
+# test_review_browser_in_jupyterlab, after some decisions)
+WIDGETS = {'05_representations.ipynb': ('.nlmn-explorer', 'explorer.png'), '07_review.ipynb': ('.nlmn-tile', None)}
+PICTURES = Path(os.environ.get('NLMN_SCREENSHOTS', '')) if os.environ.get('NLMN_SCREENSHOTS') else None
+
+# the state of the open notebook: its code cells run so far, and the errors among their outputs
+NOTEBOOK_STATE = """() => {
+    const nb = window.jupyterapp.shell.currentWidget, cells = nb.content.model.cells;
+    const state = {code: 0, run: 0, errors: [], kernel: nb.sessionContext?.session?.kernel?.status};
+    for (let i = 0; i < cells.length; i++) {
+        const cell = cells.get(i);
+        if (cell.type !== 'code') continue;
+        state.code += 1;
+        if (cell.executionCount !== null) state.run += 1;
+        for (let j = 0; j < cell.outputs.length; j++) {
+            const out = cell.outputs.get(j).toJSON();
+            if (out.output_type === 'error') state.errors.push(`cell ${i}: ${out.ename}: ${out.evalue}`);
+        }
+    }
+    return state;
+}"""
+
+
+def save_screenshot(locator, path:Path, width:int=1100):
+    "A PNG of one element, scaled down to at most `width` pixels and palette-quantized (small enough to commit)."
+    from PIL import Image
+    locator.scroll_into_view_if_needed()
+    locator.screenshot(path=str(path))
+    im = Image.open(path).convert('RGB')
+    if im.width > width: im = im.resize((width, round(im.height * width / im.width)), Image.LANCZOS)
+    im.quantize(colors=128).save(path, optimize=True)
+
+
+def run_all(browser, url:str, name:str, timeout_s:float=900) -> dict:
+    "Run-All of notebook `name` in JupyterLab, as a user would; its state once every cell ran or one failed."
+    page = browser.new_page(viewport=dict(width=1400, height=1800))
+    run_notebook(page, url, name)
+    deadline, state = time.time() + timeout_s, {}
+    while time.time() < deadline:
+        state = page.evaluate(NOTEBOOK_STATE)
+        if state['kernel'] == 'idle' and (state['errors'] or state['run'] == state['code']): break
+        time.sleep(1)
+    return dict(state, page=page)
+
+
+def test_run_all_notebooks_in_jupyterlab(tmp_path):
+    """Every notebook runs top to bottom in JupyterLab (every cell, `#|` flags ignored) on this machine without a network,
+    a GPU or the benchmark data; the widgets of 05 and 07 render (pictures in `tmp_path`, or in $NLMN_SCREENSHOTS)."""
+    skip_without_browser()
+    import shutil
+    project, home, pictures = tmp_path/'project', tmp_path/'home', PICTURES or tmp_path
+    root = project/'nbs'  # a copy (JupyterLab may autosave what it ran) inside a project (the notebooks nbdev_export)
+    shutil.copytree(NBS, root, ignore=shutil.ignore_patterns('.ipynb_checkpoints', '_*'))
+    shutil.copy(NBS.parent/'settings.ini', project)
+    home.mkdir()
+    failed, times = {}, {}
+    with jupyter_lab(root, home) as url, chromium() as browser:
+        for nb in sorted(p.name for p in root.glob('*.ipynb')):
+            t0 = time.perf_counter()
+            state = run_all(browser, url, nb)
+            times[nb] = time.perf_counter() - t0
+            if state['errors'] or state['run'] != state['code']:
+                failed[nb] = state['errors'] or [f"{state['run']} of {state['code']} code cells ran"]
+            elif nb in WIDGETS:
+                widget, picture = WIDGETS[nb]
+                shown = state['page'].locator(f'.jp-OutputArea-output {widget}').first
+                shown.wait_for(timeout=60_000)
+                if picture: save_screenshot(shown, pictures/picture)
+            state['page'].evaluate('window.jupyterapp.shell.currentWidget.sessionContext.shutdown()')  # free its memory
+            state['page'].close()
+    print('Run-All in JupyterLab: ' + ', '.join(f'{nb} {t:.0f} s' for nb, t in times.items()))
+    assert not failed, failed

@@ -6,12 +6,12 @@ from nlmn.core import load_json, read_jsonl
 from nlmn.pipeline import STAGES
 
 NLMN = [sys.executable, '-c', 'import sys; from nlmn.cli import main; sys.exit(main())']  # what the console script runs
-RUN = ['run', '--n', '500', '--preset', 'cpu-tiny', '--overrides', 'pretrain.epochs=7', '--quiet']
+RUN = ['run', '--n', '300', '--preset', 'cpu-tiny', '--overrides', 'pretrain.epochs=3', '--quiet']  # 2 warm-up epochs
 
 
 def test_run_killed_mid_pretraining_resumes_to_the_end(tmp_path):
     out = tmp_path/'run'
-    proc = subprocess.Popen(NLMN + RUN + ['--out', str(out)])
+    proc = subprocess.Popen(NLMN + RUN[:-2] + ['pretrain.epochs=6', '--quiet', '--out', str(out)])
     metrics, deadline = out/'pretrain'/'metrics.jsonl', time.time() + 300
     while len(read_jsonl(metrics)) < 2:  # two epochs done, the third running
         assert proc.poll() is None and time.time() < deadline, 'the run ended before it could be killed'
@@ -25,11 +25,11 @@ def test_run_killed_mid_pretraining_resumes_to_the_end(tmp_path):
     assert r.returncode == 0, r.stderr
     assert all(p.read_bytes() == b for p, b in before.items()), 'a finished artifact changed'
     history = read_jsonl(metrics)
-    assert [h['epoch'] for h in history] == list(range(7))  # every epoch once: none lost, none doubled
+    assert [h['epoch'] for h in history] == list(range(6))  # every epoch once: none lost, none doubled
     assert history[:len(logged)] == logged  # the epochs before the kill were not redone
     assert all((out/s/'done.json').exists() for s in STAGES)
     assert 'stage 4: net1 fine-tuned' in (out/'report.md').read_text()
-    assert load_json(out/'pretrain'/'done.json')['epochs'] == 7
+    assert load_json(out/'pretrain'/'done.json')['epochs'] == 6
 
 
 def test_the_same_run_again_changes_nothing_and_other_settings_are_refused(tmp_path):
@@ -38,9 +38,9 @@ def test_the_same_run_again_changes_nothing_and_other_settings_are_refused(tmp_p
     done = (out/'pretrain'/'done.json').read_bytes()
     r = subprocess.run(NLMN + RUN + ['--out', str(out)], capture_output=True, text=True)
     assert r.returncode == 1 and 'pass --resume' in r.stderr  # an existing run is never continued by accident
-    r = subprocess.run(NLMN + RUN[:-2] + ['pretrain.epochs=8', '--quiet', '--out', str(out), '--resume'],
+    r = subprocess.run(NLMN + RUN[:-2] + ['pretrain.epochs=4', '--quiet', '--out', str(out), '--resume'],
                        capture_output=True, text=True)
-    assert r.returncode == 1 and 'pretrain.epochs: 7 → 8' in r.stderr
+    assert r.returncode == 1 and 'pretrain.epochs: 3 → 4' in r.stderr
     assert (out/'pretrain'/'done.json').read_bytes() == done
     r = subprocess.run(NLMN + ['features', str(out), '--quiet'], capture_output=True, text=True)
     assert r.returncode == 0 and json.loads(r.stdout)['dim'] > 0
@@ -75,7 +75,7 @@ def test_review_decisions_given_on_the_command_line_reach_fine_tuning(tmp_path):
     # dropped: out of training
     assert not split['labeled'][drop] and not split['unlabeled'][drop] and not split['labeled'][keep]
     assert split['labeled'][relabel] and split['labels'][relabel] == new_label
-    others = np.setdiff1d(np.arange(500), [drop, relabel, keep])
+    others = np.setdiff1d(np.arange(300), [drop, relabel, keep])
     assert np.array_equal(split['unlabeled'][others], det.flagged[others])  # undecided samples follow the detector
     assert load_json(out/'finetune'/'done.json')['reviewed'] == 3
 
@@ -87,9 +87,9 @@ def test_baselines_and_a_validation_split_show_in_the_report(tmp_path):
     r = subprocess.run(NLMN + RUN + ['--out', str(out), '--baselines', '--val_fraction', '0.1'],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert load_json(out/'data'/'done.json')['n'] == 450 and load_json(out/'data'/'done.json')['val_n'] == 50
+    assert load_json(out/'data'/'done.json')['n'] == 270 and load_json(out/'data'/'done.json')['val_n'] == 30
     clean, noisy = load_json(out/'baseline_clean'/'done.json'), load_json(out/'baseline_ce'/'done.json')
-    assert clean['epochs'] == noisy['epochs'] == 7
+    assert clean['epochs'] == noisy['epochs'] == 3
     ce_clean, ce_noisy = read_jsonl(out/'baseline_clean'/'metrics.jsonl'), read_jsonl(out/'baseline_ce'/'metrics.jsonl')
     assert ce_clean[-1]['warmup_loss1'] < ce_noisy[-1]['warmup_loss1']  # true labels are easier to fit than 40 % noise
     assert all(0 <= h['val_acc'] <= 1 for h in ce_clean)

@@ -1,13 +1,15 @@
 "Stage 2 beyond the notebook: cached features, UMAP (seeded, subsampled, cached), the figures and the explorer widget."
+import inspect, re
 from dataclasses import replace
 
 import numpy as np, pytest, torch
+import nlmn.representations
 from nlmn.augment import no_augment
 from nlmn.core import save_npz
 from nlmn.models import create_model, load_weights
 from nlmn.pretrain import pretrain, pretrain_config
-from nlmn.representations import (EmbeddingExplorer, cached_features, detection_groups, load_features,
-                                  plot_representations, save_features, umap_embed)
+from nlmn.representations import (COLOURS, EmbeddingExplorer, cached_features, detection_groups, image_grid_html,
+                                  load_features, plot_representations, save_features, umap_embed)
 from nlmn.simifeat import Detection
 
 
@@ -82,7 +84,7 @@ def test_explorer_region_class_and_detection(noisy_synthetic):
     emb = _clusters(120)
     det = Detection(ds.is_noisy.numpy(), np.linspace(0, 1, 120), ds.clean_labels.numpy())
     idx = np.arange(120)[::-1].copy()  # points in another order than the dataset
-    ex = EmbeddingExplorer(emb, ds, detection=det, idx=idx, max_images=5)
+    ex = EmbeddingExplorer(emb, ds, detection=det, idx=idx, per_page=5)
     x0 = float(np.median(emb[:, 0]))
     ex.x_range.value = (x0, ex.x_range.max)
     inside = idx[emb[:, 0] >= x0]
@@ -98,3 +100,73 @@ def test_explorer_region_class_and_detection(noisy_synthetic):
     with pytest.raises(ValueError, match='N×2 embedding and N indices'): EmbeddingExplorer(emb[:, :1], ds)
     plain = EmbeddingExplorer(emb, replace(ds, clean_labels=None))
     assert [v for _, v in plain.color_by.options] == ['noisy'] and plain.highlight.disabled
+
+
+def test_explorer_gallery_pages(noisy_synthetic):
+    "The gallery shows the selection a page at a time, in the selection's order; a new selection starts at page 1."
+    ds = noisy_synthetic.subset(torch.arange(120))
+    det = Detection(ds.is_noisy.numpy(), np.random.default_rng(0).random(120), ds.clean_labels.numpy())
+    ex = EmbeddingExplorer(_clusters(120), ds, detection=det, per_page=25)
+    assert ex.pages == 5 and ex.page_label.value == 'page 1 of 5 (images 1–25 of 120)'
+    assert ex.prev.disabled and not ex.next.disabled
+    seen = []
+    for page in range(5):
+        assert ex.page == page and ex.gallery.value.count('<img') == (25 if page < 4 else 20)
+        assert all(f'#{p} ' in ex.gallery.value for p in ex.shown)
+        seen += list(ex.shown)
+        ex.next.click()
+    assert ex.page == 4 and ex.next.disabled and ex.page_label.value == 'page 5 of 5 (images 101–120 of 120)'
+    assert seen == list(ex.selection) == sorted(range(120), key=lambda p: det.score[p])  # once each, suspicious first
+    ex.prev.click(); assert ex.page == 3
+    ex.go(-3); assert ex.page == 0 and ex.prev.disabled
+    ex.go(2); ex.class_filter.value = 0
+    assert ex.page == 0 and ex.pages == 1 and list(ex.shown) == list(ex.selection)
+
+
+def test_explorer_clean_labels_hidden_until_asked(noisy_synthetic):
+    "Captions show the clean labels only with the toggle, green where the given label is right and red where not."
+    ds = noisy_synthetic.subset(torch.arange(60))
+    ex = EmbeddingExplorer(_clusters(60), ds, per_page=60)
+    assert not ex.show_clean.value and not ex.show_clean.disabled and 'clean:' not in ex.gallery.value
+    ex.show_clean.value = True
+    wrong = (ds.noisy_labels != ds.clean_labels).numpy()
+    assert 0 < wrong.sum() < 60
+    g = ex.gallery.value
+    assert g.count('clean:') == 60
+    assert g.count(f"color:{COLOURS['label_wrong']}") == wrong.sum()
+    assert g.count(f"color:{COLOURS['label_right']}") == (~wrong).sum()
+    ex.show_clean.value = False
+    assert 'clean:' not in ex.gallery.value
+    unknown = EmbeddingExplorer(_clusters(60), replace(ds, clean_labels=None))
+    assert unknown.show_clean.disabled and 'unknown' in unknown.show_clean.tooltip
+
+
+def test_explorer_controls_and_classes(noisy_synthetic):
+    "Readable sliders and stable CSS classes for a browser test; a legend of the selection, in readable type."
+    ds = noisy_synthetic.subset(torch.arange(120))
+    ex = EmbeddingExplorer(_clusters(120), ds)
+    for s in (ex.x_range, ex.y_range):
+        assert (s.readout_format, s.style.description_width, s.layout.width) == ('.1f', 'initial', '420px')
+    assert [c for w in (ex.widget, ex.plot, ex.gallery, ex.page_label) for c in w._dom_classes] == [
+        'nlmn-explorer', 'nlmn-explorer-plot', 'nlmn-gallery', 'nlmn-gallery-page']
+    ex.class_filter.value = 1
+    texts = ex.figure().axes[0].get_legend().get_texts()
+    n = int((ds.noisy_labels == 1).sum())
+    assert [t.get_text() for t in texts] == [f'{ds.classes[1]} ({n})'] and all(t.get_fontsize() >= 8 for t in texts)
+    assert ex.plot.value[:4] == b'\x89PNG'
+
+
+def test_colours_are_the_one_source():
+    "The detection outcomes, the flagged frame and the revealed labels take their colours from `COLOURS`."
+    flagged, noisy, clean = np.array([1, 1, 0, 0], bool), np.array([0, 1, 1, 0]), np.array([1, 1, 0, 0])
+    codes, names, colors = detection_groups(flagged, noisy_labels=noisy, clean_labels=clean)
+    assert [colors[c] for c in codes] == [COLOURS[k] for k in ('true_flag', 'false_alarm', 'missed', 'kept')]
+    assert detection_groups(flagged)[2] == [COLOURS['kept'], COLOURS['flagged']]
+    assert COLOURS['true_flag'] == COLOURS['label_wrong']  # red: the given label is wrong
+    assert len({COLOURS[k] for k in ('kept', 'missed', 'false_alarm', 'true_flag', 'background')}) == 5
+    grid = image_grid_html(torch.zeros(3, 3, 8, 8, dtype=torch.uint8), ['a', 'b', 'c'], marked=np.array([0, 1, 1]))
+    assert grid.count(f"border:2px solid {COLOURS['flagged']}") == 2 and grid.count('solid transparent') == 1
+    source = inspect.getsource(nlmn.representations)
+    start = source.index('COLOURS = dict(')
+    rest = source[:start] + source[source.index('\n)\n', start):]  # the module without the table
+    assert not re.findall(r"['\"]#[0-9a-fA-F]{6}['\"]", rest), 'a colour outside COLOURS'
