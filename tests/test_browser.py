@@ -203,7 +203,8 @@ PICTURES = Path(os.environ.get('NLMN_SCREENSHOTS', '')) if os.environ.get('NLMN_
 # the state of the open notebook: its code cells run so far, and the errors among their outputs
 NOTEBOOK_STATE = """() => {
     const nb = window.jupyterapp.shell.currentWidget, cells = nb.content.model.cells;
-    const state = {code: 0, run: 0, errors: [], kernel: nb.sessionContext?.session?.kernel?.status};
+    const state = {code: 0, run: 0, errors: [], kernel: nb.sessionContext?.session?.kernel?.status,
+                   path: nb.context?.path};
     for (let i = 0; i < cells.length; i++) {
         const cell = cells.get(i);
         if (cell.type !== 'code') continue;
@@ -256,7 +257,9 @@ def test_run_all_notebooks_in_jupyterlab(tmp_path):
             t0 = time.perf_counter()
             state = run_all(browser, url, nb)
             times[nb] = time.perf_counter() - t0
-            if state['errors'] or state['run'] != state['code']:
+            if state['path'] != nb:  # the state read was another notebook's: nothing was checked
+                failed[nb] = [f"JupyterLab showed {state['path']!r}, not {nb!r}"]
+            elif state['errors'] or state['run'] != state['code']:
                 failed[nb] = state['errors'] or [f"{state['run']} of {state['code']} code cells ran"]
             elif nb in WIDGETS:
                 widget, picture = WIDGETS[nb]
