@@ -242,8 +242,9 @@ def run_all(browser, url:str, name:str, timeout_s:float=900) -> dict:
 
 
 def test_run_all_notebooks_in_jupyterlab(tmp_path):
-    """Every notebook runs top to bottom in JupyterLab (every cell, `#|` flags ignored) on this machine without a network,
-    a GPU or the benchmark data; the widgets of 05 and 07 render (pictures in `tmp_path`, or in $NLMN_SCREENSHOTS)."""
+    """Every notebook runs top to bottom in JupyterLab (every cell, `#|` flags ignored) on this machine without a
+    network, a GPU or the benchmark data; the widgets of 05 and 07 render (pictures in `tmp_path`, or in
+    $NLMN_SCREENSHOTS)."""
     skip_without_browser()
     import shutil
     project, home, pictures = tmp_path/'project', tmp_path/'home', PICTURES or tmp_path
