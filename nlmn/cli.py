@@ -4,19 +4,19 @@
 
 # %% ../nbs/10_cli.ipynb #32ed89e8
 from __future__ import annotations
-import json, sys
+import json, os, subprocess, sys
 from pathlib import Path
 
 from fastcore.script import Param, anno_parser, call_parse, store_true
 
 import nlmn.pipeline  # `nlmn.pipeline.bench`, beside the `bench` command
-from .core import atomic_write, log, save_json
+from .core import atomic_write, is_main, log, on_main, save_json
 from .data import DataSpec, data_options, load_data, noise_stats, plot_transition
 from .pipeline import STAGES, Pipeline, resolve_config
 from .review import decisions_path, load_decisions
 
 # %% auto #0
-__all__ = ['STAGE_COMMANDS', 'COMMANDS', 'data', 'run', 'resume', 'bench', 'main']
+__all__ = ['STAGE_COMMANDS', 'COMMANDS', 'data', 'run', 'resume', 'bench', 'main', 'torchrun']
 
 # %% ../nbs/10_cli.ipynb #fe623c62
 @call_parse
@@ -48,7 +48,8 @@ def _save_noise(out:Path, ds, st:dict):
 
 # %% ../nbs/10_cli.ipynb #711c3fad
 def _print_summary(p:Pipeline):
-    "The headline figures of a run."
+    "The headline figures of a run (rank 0's lines in a distributed run)."
+    if not is_main(): return
     s = {st: p.summary(st) for st in STAGES if p.done(st)}
     pct = lambda v: '–' if v is None else f'{100 * v:.2f} %'
     f1 = lambda sm: f", F1 {sm['f1']:.4f}" if 'f1' in sm else ''
@@ -69,7 +70,10 @@ def _print_summary(p:Pipeline):
 def _copy_decisions(p:Pipeline, decisions:str):
     "Copy a review decisions CSV into the run, after checking it against the run's data."
     load_decisions(decisions, p.train)  # check before copying
-    dest = decisions_path(p.path)
+    on_main(_copy_file, decisions, decisions_path(p.path))
+
+def _copy_file(decisions:str, dest:Path):
+    "Copy `decisions` to `dest` unless the run holds other decisions already."
     if dest.exists() and dest.read_bytes() != Path(decisions).read_bytes():
         raise ValueError(f"{dest}: the run has other review decisions already; edit that file instead")
     with atomic_write(dest, 'wb') as f: f.write(Path(decisions).read_bytes())
@@ -86,6 +90,7 @@ def run(preset:str=None, # paper-c10, paper-c100, fast (GPU), cpu, demo, cpu-tin
         until:str=None, # stop after this stage: data, pretrain, features, detect, finetune, final_detect
         device:str=None, # cuda, mps or cpu (default: the best available)
         quiet:store_true=False, # no progress bars or per-epoch lines
+        nproc:int=None, # processes: the run relaunches itself under torchrun (gloo on CPUs; NCCL, a GPU each)
         **kwargs):
     "Run every stage of the pipeline into one run directory and write its report (synthetic data: the offline demo)."
     spec = DataSpec(**kwargs).demo_defaults()
@@ -97,7 +102,7 @@ def run(preset:str=None, # paper-c10, paper-c100, fast (GPU), cpu, demo, cpu-tin
     cfg = resolve_config(preset, spec, overrides=overrides, baselines=baselines or None)
     p = Pipeline(out, cfg, resume=resume, device=device, quiet=quiet)
     if decisions is not None: _copy_decisions(p, decisions)
-    log(f"run directory {p.path} (preset {preset}, {p.train})", quiet)
+    log(f"run directory {p.path} (preset {preset}, {p.train})", p.quiet)
     p.run(until)
     _print_summary(p)
 
@@ -107,6 +112,7 @@ def resume(run_dir:str, # the run directory
            until:str=None, # stop after this stage
            device:str=None, # cuda, mps or cpu (default: the best available)
            quiet:store_true=False, # no progress bars or per-epoch lines
+           nproc:int=None, # processes: relaunch under torchrun (see `run`)
           ):
     "Continue a run: the stages that have not finished, in order, from the last completed epoch."
     p = Pipeline(run_dir, device=device, quiet=quiet)
@@ -121,7 +127,8 @@ def _stage_command(stage:str):
                ):
         p = Pipeline(run_dir, device=device, quiet=quiet)
         if redo: p.redo(stage)
-        print(json.dumps({k: v for k, v in getattr(p, stage)().items() if k != 'detectors'}, indent=1, default=str))
+        summary = getattr(p, stage)()
+        if is_main(): print(json.dumps({k: v for k, v in summary.items() if k != 'detectors'}, indent=1, default=str))
     command.__doc__ = getattr(Pipeline, stage).__doc__
     return call_parse(command)
 
@@ -160,6 +167,20 @@ def main(argv:list[str]|None=None, # the arguments after `nlmn` (default: the pr
     cmd, fn = argv[0], COMMANDS[argv[0]].__wrapped__
     args = vars(anno_parser(fn, prog=f"nlmn {cmd}").parse_args(argv[1:]))
     args.pop('pdb', None); args.pop('xtra', None)  # fastcore's debugging extras
+    if args.get('nproc') and 'WORLD_SIZE' not in os.environ: sys.exit(torchrun(argv, args['nproc']))
     try: fn(**args)  # return nothing: console scripts exit with main()'s value
     except (ValueError, KeyError, FileNotFoundError) as e:  # bad input: one clear line, non-zero exit
-        print(f"nlmn {cmd}: error: {e.args[0] if e.args else e}", file=sys.stderr); sys.exit(1)
+        if is_main(): print(f"nlmn {cmd}: error: {e.args[0] if e.args else e}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+
+def torchrun(argv:list[str], # the `nlmn` arguments, with the --nproc option
+             nproc:int, # processes on this machine
+            ) -> int:
+    "Run `nlmn argv` (without --nproc) as `nproc` processes under PyTorch's launcher; its exit code."
+    rest = [a for i, a in enumerate(argv) if not (a.startswith('--nproc') or i and argv[i - 1] == '--nproc')]
+    launcher = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}']
+    nlmn = [sys.executable, '-c', 'import sys; from nlmn.cli import main; sys.exit(main())']  # the console script
+    return subprocess.call(launcher + ['--no-python', '--', *nlmn, *rest])  # '--': the launcher parses none of ours

@@ -15,7 +15,8 @@ import torch
 __all__ = ['PRECISIONS', 'get_device', 'native_bf16', 'use_bf16', 'autocast', 'seed_everything', 'rng_state', 'set_rng_state',
            'atomic_write', 'save_npz', 'load_npz', 'save_json', 'load_json', 'append_jsonl', 'read_jsonl', 'to_plain',
            'resume_log', 'check_resumable', 'preset_config', 'save_csv', 'load_csv', 'save_torch', 'load_torch',
-           'RunDir', 'progress', 'log', 'set_lr', 'train_epochs', 'can_run', 'bench_data', 'download_allowed',
+           'RunDir', 'progress', 'log', 'dist_world', 'is_main', 'init_distributed', 'barrier', 'on_main', 'all_ranks',
+           'shard', 'gather_rows', 'ddp', 'set_lr', 'train_epochs', 'can_run', 'bench_data', 'download_allowed',
            'cuda_available']
 
 # %% ../nbs/00_core.ipynb #926c705a
@@ -294,6 +295,81 @@ def log(msg:str, # the line to print
     from tqdm.auto import tqdm
     tqdm.write(msg)
 
+# %% ../nbs/00_core.ipynb #7fc590b8
+def dist_world() -> tuple[int, int]:
+    "This process's rank and the number of processes: (0, 1) outside a distributed run."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+def is_main() -> bool:
+    "Whether this process writes the run's files and logs: always outside a distributed run, rank 0 in one."
+    return dist_world()[0] == 0
+
+def init_distributed(device:str|torch.device|None=None, # the run's device: NCCL for CUDA, else gloo
+                     timeout_minutes:float=180., # how long a process waits for the others (rank 0 alone runs SimiFeat)
+                    ) -> bool:
+    "Join the process group `torchrun` describes (`WORLD_SIZE` > 1); False when not launched by it."
+    import datetime, torch.distributed as dist
+    if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return False
+    if dist.is_initialized(): return True
+    cuda = get_device(device).type == 'cuda'
+    if cuda: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', '0')))  # 'cuda' is then this process's GPU
+    dist.init_process_group('nccl' if cuda else 'gloo', timeout=datetime.timedelta(minutes=timeout_minutes))
+    return True
+
+def barrier():
+    "Wait for every process of a distributed run (nothing outside one)."
+    if dist_world()[1] > 1: torch.distributed.barrier()
+
+def on_main(fn:Callable, *args, **kwargs):
+    "`fn(*args, **kwargs)` run by rank 0 alone, its result (or its error) passed to every process."
+    rank, world = dist_world()
+    if world == 1: return fn(*args, **kwargs)
+    box = [None]
+    if rank == 0:
+        try: box = [(True, fn(*args, **kwargs))]
+        except Exception as e: box = [(False, e)]
+    torch.distributed.broadcast_object_list(box, src=0)
+    ok, value = box[0]
+    if not ok: raise value
+    return value
+
+def all_ranks(obj:Any) -> list:
+    "`obj` of every process, by rank (`[obj]` outside a distributed run)."
+    if dist_world()[1] == 1: return [obj]
+    out = [None] * dist_world()[1]
+    torch.distributed.all_gather_object(out, obj)
+    return out
+
+def shard(idx:torch.Tensor, # the indices of one global batch
+         ) -> torch.Tensor:
+    "This process's share of a global batch: every world-th index from its rank (all of them outside a run)."
+    rank, world = dist_world()
+    return idx if world == 1 else idx[rank::world]
+
+def gather_rows(fn:Callable[[torch.Tensor], torch.Tensor], # rows → per-row outputs (logits, features, losses)
+                x:torch.Tensor, # the inputs, N rows, on every process
+               ) -> torch.Tensor:
+    "`fn(x)`, each process computing one contiguous slice of the rows; the slices gathered in order on every process."
+    rank, world = dist_world()
+    if world == 1: return fn(x)
+    n = len(x); per = -(-n // world)
+    rows = torch.arange(rank * per, (rank + 1) * per, device=x.device).clamp_max(n - 1)  # equal slices: pad the last
+    part = fn(x[rows])
+    comm = part.cuda() if torch.distributed.get_backend() == 'nccl' else part.cpu()  # NCCL gathers GPU tensors
+    out = [torch.empty_like(comm) for _ in range(world)]
+    torch.distributed.all_gather(out, comm.contiguous())
+    return torch.cat(out)[:n].to(part.device)
+
+def ddp(net:torch.nn.Module, # a net on its device
+       ) -> torch.nn.Module:
+    "`net` in `DistributedDataParallel` in a distributed run (rank 0's weights, gradients averaged), else `net` itself."
+    if dist_world()[1] == 1: return net
+    from torch.nn.parallel import DistributedDataParallel
+    dev = next(net.parameters()).device
+    return DistributedDataParallel(net, device_ids=[dev] if dev.type == 'cuda' else None)
+
 # %% ../nbs/00_core.ipynb #143e9de1
 def set_lr(opt:torch.optim.Optimizer, # the optimizer
            lr:float, # the new learning rate of every parameter group
@@ -330,27 +406,34 @@ def train_epochs(out:str|Path, # folder of checkpoint.pt and metrics.jsonl
     "Run `epoch_fn` over `epochs`, checkpointing after each; returns the metrics history and whether the run finished."
     out, carry = Path(out), {} if carry is None else carry
     ckpt_path, metrics_path = out/'checkpoint.pt', out/'metrics.jsonl'
-    start, history = epochs.start, []
-    if resume and ckpt_path.exists():
+    start, history, (rank, world) = epochs.start, [], dist_world()
+    quiet = quiet or rank != 0  # in a distributed run rank 0 alone shows progress and writes
+    if resume and on_main(ckpt_path.exists):
         ckpt = load_torch(ckpt_path, device)
         check_resumable(ckpt['config'], config, path=ckpt_path)
-        _load_state_dicts(objects, ckpt); set_rng_state(ckpt['rng'], *gens)
+        _load_state_dicts(objects, ckpt)
+        per_rank = ckpt.get('rng_ranks', [])  # each process's own random state, when the run had this many processes
+        set_rng_state(per_rank[rank] if len(per_rank) == world else ckpt['rng'], *gens)
         carry.update({k: ckpt[k] for k in carry})
         start = ckpt['epoch'] + 1
-        history = resume_log(metrics_path, ckpt.get('history'), start=start)
-    elif metrics_path.exists(): metrics_path.unlink()  # a fresh run starts a fresh log
-    bar = dict(desc=desc, initial=start - epochs.start, total=len(epochs))
+        history = resume_log(metrics_path, ckpt.get('history'), start=start) if rank == 0 else ckpt.get('history') or []
+    elif rank == 0 and metrics_path.exists(): metrics_path.unlink()  # a fresh run starts a fresh log
+    bar, finished = dict(desc=desc, initial=start - epochs.start, total=len(epochs)), True
     for epoch in progress(range(start, epochs.stop), quiet, **bar):
         t0 = time.perf_counter()
         rec = dict(epoch=epoch) | epoch_fn(epoch)
         rec['seconds'] = time.perf_counter() - t0
         history.append(to_plain(rec))
-        state = dict(epoch=epoch, config=config, rng=rng_state(*gens)) | _state_dicts(objects) | carry
-        save_torch(ckpt_path, state | dict(history=history))
-        append_jsonl(metrics_path, rec)
+        rngs = all_ranks(rng_state(*gens))
+        if rank == 0:
+            state = dict(epoch=epoch, config=config, rng=rngs[0]) | _state_dicts(objects) | carry
+            save_torch(ckpt_path, state | dict(history=history) | (dict(rng_ranks=rngs) if world > 1 else {}))
+            append_jsonl(metrics_path, rec)
         if line is not None: log(line(rec), quiet)
-        if stop_after is not None and epoch >= stop_after: return history, False
-    return history, True
+        if stop_after is not None and epoch >= stop_after:
+            finished = epoch == epochs.stop - 1; break
+    barrier()  # the others read what rank 0 wrote only once it is there
+    return history, finished
 
 # %% ../nbs/00_core.ipynb #fffbae7d
 def can_run(need:str, # what the cell needs, for the message

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .core import get_device, autocast, progress, read_jsonl, save_torch, seed_everything, set_lr, train_epochs
-from .core import preset_config, use_bf16
+from .core import ddp, dist_world, gather_rows, is_main, preset_config, shard, use_bf16
 from .data import NORMALIZATIONS, NoisyDataset, normalization_stats
 from .augment import AUTOAUGMENT_POLICIES, Augment, Batches, no_augment, strong_augment, weak_augment
 from .models import create_model, data_init, load_weights
@@ -190,12 +190,12 @@ def finetune_epoch(net:nn.Module, # the net to train (compiled or not)
     sums, n_images, t0 = dict(loss_sup=0., loss_unsup=0., tsa_kept=0.), 0, time.perf_counter()
     for step in progress(range(steps), quiet, desc=f'finetune epoch {epoch}', leave=False):
         lr = set_lr(opt, lr_frozen if lr_frozen is not None else finetune_lr(epoch - 1 + step / steps, cfg))
-        li = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        li = shard(order[step * cfg.batch_size:(step + 1) * cfg.batch_size])  # this process's share (all, in one)
         parts = [views.labeled(x[li])]
         if unl_iter is not None:
             try: ui = next(unl_iter)
             except StopIteration: unl_iter = iter(unl_batches); ui = next(unl_iter)
-            xu = x[unlabeled[ui]]
+            xu = x[unlabeled[shard(ui)]]
             parts += [views.weak(xu), views.strong(xu)]
         # -- one forward pass over [kept, removed weak, removed strong]
         with autocast(x.device, bf16): logits = net(torch.cat(parts)).float()
@@ -213,7 +213,7 @@ def finetune_epoch(net:nn.Module, # the net to train (compiled or not)
         n_images += sum(len(p) for p in parts)
     if x.device.type == 'cuda': torch.cuda.synchronize()
     rec = {k: v / steps for k, v in sums.items() if k != 'tsa_kept' or cfg.tsa}
-    return rec | dict(lr=lr, train_images_per_s=n_images / (time.perf_counter() - t0))
+    return rec | dict(lr=lr, train_images_per_s=n_images * dist_world()[1] / (time.perf_counter() - t0))  # all processes
 
 # %% ../nbs/08_finetune.ipynb #33eacf1d
 def finetune_net(cfg:FinetuneConfig, # arch, precision
@@ -248,7 +248,8 @@ def finetune(ds:NoisyDataset, # the training set (noisy labels)
     out.mkdir(parents=True, exist_ok=True)
     if len(split.labeled) != len(ds):
         raise ValueError(f"the split covers {len(split.labeled)} samples, the dataset {ds.name} has {len(ds)}")
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed + dist_world()[0])  # a distributed run's processes draw their own augmentations
+    quiet = quiet or not is_main()
     # -- data on the device, views, net, optimizer, batches
     bf16, x = use_bf16(cfg.precision, device), ds.images.to(device)
     labels = torch.from_numpy(split.labels).long().to(device)
@@ -257,7 +258,7 @@ def finetune(ds:NoisyDataset, # the training set (noisy labels)
     evals = eval_sets(val=val, test=test, device=device)
     views = finetune_views(ds, cfg)
     net = finetune_net(cfg, views.plain(x[:5000]), num_classes=ds.num_classes, init=init, bf16=bf16)
-    fwd = torch.compile(net) if cfg.compile else net
+    fwd = torch.compile(ddp(net)) if cfg.compile else ddp(net)  # DDP only in a distributed run
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                           weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -273,7 +274,8 @@ def finetune(ds:NoisyDataset, # the training set (noisy labels)
         if epoch == cfg.epochs - 1: carry['lr_frozen'] = finetune_lr(cfg.epochs - 1, cfg)  # the reference's last step
         rec |= _accuracies(fwd, evals, transform=views.plain, batch_size=cfg.eval_batch_size, bf16=bf16, tta=cfg.tta)
         if rec.get('test_acc', -1.) > carry['best']['acc']:
-            carry['best'] = dict(acc=rec['test_acc'], epoch=epoch); save_torch(out/'best.pt', net.state_dict())
+            carry['best'] = dict(acc=rec['test_acc'], epoch=epoch)
+            if is_main(): save_torch(out/'best.pt', net.state_dict())
         return rec
     # -- the resumable loop, then the weights and the summary
     history, finished = train_epochs(out, epoch_fn, range(1, cfg.epochs + cfg.extra_epochs + 1), config=asdict(cfg),
@@ -281,12 +283,12 @@ def finetune(ds:NoisyDataset, # the training set (noisy labels)
                                      stop_after=stop_after, quiet=quiet, desc='finetune', line=_epoch_line,
                                      device=device)
     if not finished: return history[-1]
-    save_torch(out/'final.pt', net.state_dict())
+    if is_main(): save_torch(out/'final.pt', net.state_dict())
     return _summary(history, carry['best'], split)
 
 def _accuracies(net:nn.Module, evals:dict, **kwargs) -> dict:
     "Record key → accuracy of `net` on each (images, labels) of `evals` that is not None."
-    return {name: (predict_logits(net, x, **kwargs).argmax(1) == y).sum().item() / len(y)
+    return {name: (gather_rows(lambda xs: predict_logits(net, xs, **kwargs), x).argmax(1) == y).sum().item() / len(y)
             for name, (x, y) in ((k, d) for k, d in evals.items() if d is not None)}
 
 def _summary(history:list[dict], best:dict, split:ReviewedSplit) -> dict:

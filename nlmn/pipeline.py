@@ -15,8 +15,8 @@ import torch
 from fastcore.basics import patch
 
 import nlmn.finetune, nlmn.pretrain  # the stage functions, module-qualified: `Pipeline.pretrain`/`.finetune` are stages
-from .core import (RunDir, atomic_write, get_device, load_json, load_npz, log, read_jsonl, save_csv, save_json,
-                       save_npz)
+from .core import (RunDir, atomic_write, barrier, get_device, init_distributed, is_main, load_json, load_npz, log,
+                   on_main, read_jsonl, save_csv, save_json, save_npz)
 from .data import DataSpec, NoisyDataset, load_data, noise_stats, plot_transition
 from .augment import no_augment
 from .models import create_model, load_weights
@@ -28,9 +28,9 @@ from .review import apply_decisions, decisions_path, load_decisions
 from .finetune import FinetuneConfig, finetune_config, plot_finetune
 
 # %% auto #0
-__all__ = ['PIPELINE_PRESETS', 'STAGES', 'CONFIG_VERSION', 'DETECTOR_NAMES', 'REPORTED_STAGES', 'REPORT_ANCHORS', 'CE_ANCHORS',
-           'DIVIDEMIX_ANCHORS', 'BENCH_COLUMNS', 'resolve_config', 'Pipeline', 'flagged_grid', 'rule_id',
-           'seed_summary', 'bench']
+__all__ = ['PIPELINE_PRESETS', 'STAGES', 'DISTRIBUTED_STAGES', 'CONFIG_VERSION', 'DETECTOR_NAMES', 'REPORTED_STAGES',
+           'REPORT_ANCHORS', 'CE_ANCHORS', 'DIVIDEMIX_ANCHORS', 'BENCH_COLUMNS', 'resolve_config', 'Pipeline',
+           'flagged_grid', 'rule_id', 'seed_summary', 'bench']
 
 # %% ../nbs/09_pipeline.ipynb #1c179212
 _REFERENCE_SIMIFEAT = dict(precision='fp32', hoc_iterate='last')  # as the reference SimiFeat code
@@ -55,6 +55,8 @@ PIPELINE_PRESETS = {
                      final_detect=dict(rounds=5)),
 }
 STAGES = ('data', 'pretrain', 'features', 'detect', 'finetune', 'final_detect', 'report')
+# the stages every process of a distributed run (torchrun) computes, sharded; rank 0 alone runs the others
+DISTRIBUTED_STAGES = ('pretrain', 'baseline_ce', 'baseline_clean', 'features', 'finetune')
 # 4: finetune.warm_up, lambda_u, uda_threshold (were warmup, ratio_unsup, uda_confidence), data.difficulty None;
 # 3: data.val_fraction, baselines; 2: pretrain.epochs counts epochs, stage-3 precision, policy, HOC iterate
 CONFIG_VERSION = 4
@@ -147,12 +149,14 @@ class Pipeline:
                  device:str|None=None, # default: the best available
                  quiet:bool=False, # no progress bars or per-epoch lines
                 ):
-        self.path, self.device, self.quiet = Path(path), device, quiet
-        self.config = config = _run_config(self.path, config, resume)
+        init_distributed(device)  # under torchrun: join the other processes (rank 0 checks, writes and logs)
+        self.path, self.device, self.quiet = Path(path), device, quiet or not is_main()
+        self.config = config = on_main(_run_config, self.path, config, resume)
         self.spec = DataSpec(**config['data'])
         self.train, self.val, self.test = load_data(self.spec)  # bad data fail here, before the run directory exists
         self.run_dir = RunDir(self.path)
-        if not (self.path/'config.json').exists(): save_json(self.path/'config.json', config)
+        if is_main() and not (self.path/'config.json').exists(): save_json(self.path/'config.json', config)
+        barrier()
 
     def done(self, stage:str) -> bool: return self.run_dir.is_done(stage)
     def summary(self, stage:str) -> dict: return self.run_dir.summary(stage)
@@ -167,23 +171,26 @@ class Pipeline:
                                  f"(run `nlmn {r} {self.path}` or `nlmn resume {self.path}`)")
         log(f"── {name} ──", self.quiet)
         t0 = time.perf_counter()
-        summary = fn(self.dir(name))
-        summary |= dict(seconds=summary.pop('seconds', time.perf_counter() - t0), peak_rss_mb=_peak_rss_mb(),
-                        finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
-        if torch.cuda.is_available(): summary['peak_cuda_mb'] = torch.cuda.max_memory_allocated() / 2**20
-        self.run_dir.mark_done(name, **summary)
-        return summary
+        summary = fn(self.dir(name)) if name in DISTRIBUTED_STAGES else on_main(fn, self.dir(name))
+        if is_main():
+            summary |= dict(seconds=summary.pop('seconds', time.perf_counter() - t0), peak_rss_mb=_peak_rss_mb(),
+                            finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+            if torch.cuda.is_available(): summary['peak_cuda_mb'] = torch.cuda.max_memory_allocated() / 2**20
+            self.run_dir.mark_done(name, **summary)
+        barrier()
+        return self.summary(name)
 
     def redo(self, stage:str):
         "Move `stage`'s folder and those of the finished stages after it aside (to `_old/`), so they run again."
         if stage not in STAGES: raise ValueError(f"unknown stage {stage!r}: expected one of {', '.join(STAGES)}")
         stamp = datetime.now().strftime('%Y%m%d-%H%M%S')
-        for s in STAGES[STAGES.index(stage):]:
+        for s in STAGES[STAGES.index(stage):] if is_main() else ():
             if (self.path/s).exists() and (s == stage or self.done(s)):
                 (dest := self.path/'_old'/stamp).mkdir(parents=True, exist_ok=True)
                 (self.path/s).rename(dest/s)
-        if stage != 'report' and (self.path/'report.md').exists():
+        if is_main() and stage != 'report' and (self.path/'report.md').exists():
             (self.path/'report.md').unlink()  # it no longer describes the run
+        barrier()
 
     def __repr__(self):
         return f"Pipeline({str(self.path)!r}, {self.config['preset']}: done {[s for s in STAGES if self.done(s)]})"
@@ -251,7 +258,7 @@ def _pretrain(self:Pipeline, d:Path, method:str='dividemix', clean:bool=False) -
     train, val = (truth(self.train), truth(self.val)) if clean else (self.train, self.val)
     last = nlmn.pretrain.pretrain(train, cfg, d, test=self.test, val=val, device=self.device, quiet=self.quiet)
     history = read_jsonl(d/'metrics.jsonl')
-    _savefig(plot_pretrain(history, f'{self.train.name}: stage 1 ({method})'), d/'curves.png')
+    if is_main(): _savefig(plot_pretrain(history, f'{self.train.name}: stage 1 ({method})'), d/'curves.png')
     res = dict(method=method, epochs=len(history), seconds=sum(r['seconds'] for r in history))
     res |= _history_summary(history) | _history_summary(history, 'test_acc_net1')
     res |= _history_summary(history, 'val_acc') | _val_selected(history)
@@ -275,7 +282,8 @@ def _features(self:Pipeline, d:Path) -> dict:
     ds = self.train
     feats, logits = cached_features(d/'features.npz', self._model(self.path/'pretrain'/'net1.pt'), ds.images,
                                     aug=no_augment(*ds.normalization), device=self.device, quiet=self.quiet,
-                                    precision=self.config['detect']['precision'])
+                                    precision=self.config['detect']['precision'], sharded=True)
+    if not is_main(): return {}  # the UMAP once, by rank 0
     emb, idx = umap_embed(feats, cache=d)
     clean = None if ds.clean_labels is None else ds.clean_labels.numpy()[idx]
     fig = plot_representations(emb, ds.noisy_labels.numpy()[idx], clean_labels=clean, classes=ds.classes,
@@ -422,13 +430,13 @@ def _finetune(self:Pipeline, d:Path) -> dict:
         if not all(np.array_equal(old[k], v) for k, v in arrays.items()):
             raise ValueError(f"{d/'split.npz'}: this fine-tuning started from another split (the detection or the "
                              f"review decisions changed); run `nlmn finetune {self.path} --redo`")
-    else: save_npz(d/'split.npz', **arrays)
+    elif is_main(): save_npz(d/'split.npz', **arrays)
     res = nlmn.finetune.finetune(self.train, split, FinetuneConfig(**self.config['finetune']), d,
                                  init=self.path/'pretrain'/'net1.pt', test=self.test, val=self.val, device=self.device,
                                  quiet=self.quiet)
     history = read_jsonl(d/'metrics.jsonl')
     res |= _history_summary(history, 'val_acc') | _val_selected(history)
-    _savefig(plot_finetune(history, f'{self.train.name}: stage 4 (fine-tuning)'), d/'curves.png')
+    if is_main(): _savefig(plot_finetune(history, f'{self.train.name}: stage 4 (fine-tuning)'), d/'curves.png')
     return res | dict(reviewed=reviewed, seconds=sum(r['seconds'] for r in history))
 
 @patch
@@ -560,7 +568,7 @@ def run(self:Pipeline, until:str|None=None, # stop after this stage (e.g. 'detec
     if until is not None and until not in STAGES:
         raise ValueError(f"unknown stage {until!r}: expected one of {', '.join(STAGES)}")
     for st in STAGES:
-        if st == 'report': self.report()
+        if st == 'report': on_main(self.report)
         else: getattr(self, st)()
         if st == 'pretrain' and self.config.get('baselines'):  # beside stage 1: CE on the noisy and the clean labels
             self.baseline_ce()

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .core import autocast, get_device, preset_config, progress, read_jsonl, save_npz, save_torch, seed_everything
-from .core import set_lr, train_epochs, use_bf16
+from .core import ddp, dist_world, gather_rows, is_main, on_main, set_lr, shard, train_epochs, use_bf16
 from .data import NoisyDataset
 from .augment import Augment, Batches, no_augment, weak_augment
 from .models import create_model, data_init
@@ -212,6 +212,7 @@ def warm_up_epoch(net:nn.Module, # the net to train (compiled or not)
     total, n, steps = 0., 0, len(batches)
     for b, idx in enumerate(progress(batches, quiet, desc=desc, leave=False)):
         if cfg.lr_schedule != 'step': set_lr(opt, pretrain_lr(epoch + b / steps, cfg))
+        idx = shard(idx)  # this process's share of the global batch (all of it outside a distributed run)
         with autocast(x.device, bf16):
             logits = net(augment(x[idx]))
             loss = F.cross_entropy(logits.float(), y[idx], label_smoothing=cfg.label_smoothing)
@@ -247,7 +248,7 @@ def ensemble_accuracy(nets:list[nn.Module], # one or two nets
     "Accuracy of the ensemble (summed logits), `name`, and of net1 alone, `name`_net1."
     if data is None: return {}
     x, y = data
-    logits = [predict_logits(n, x, **kwargs) for n in nets]
+    logits = [gather_rows(lambda xs: predict_logits(n, xs, **kwargs), x) for n in nets]  # sharded over processes
     res = {f'{name}_net1': (logits[0].argmax(1) == y).float().mean().item()}
     both = ((logits[0] + logits[1]).argmax(1) == y).float().mean().item() if len(logits) == 2 else None
     return res | {name: res[f'{name}_net1'] if both is None else both}
@@ -275,7 +276,7 @@ def dividemix_epoch(net:nn.Module, # the net to train
                     augment:Augment, # the training view
                     cfg:PretrainConfig, # T, alpha, lambda_u, rampup, batch size, lr schedule
                     epoch:int, # 0-based, for the λu ramp and the lr schedule
-                    gen:torch.Generator, # batch orders and MixUp permutations
+                    gen:torch.Generator, # the batch orders (the same in every process of a distributed run)
                     bf16:bool=False, desc:str='dividemix', quiet:bool=True,
                    ) -> dict:
     "One DivideMix epoch of `net`: co-refinement, co-guessing, MixMatch, one SGD step per labeled batch."
@@ -283,8 +284,9 @@ def dividemix_epoch(net:nn.Module, # the net to train
     labeled, clean_prob = split
     lab_idx, unl_idx = (torch.from_numpy(np.flatnonzero(m)).to(x.device) for m in (labeled, ~labeled))
     w_all = torch.from_numpy(clean_prob).float().to(x.device)
-    lab_batches, unl_batches = (Batches(len(i), cfg.batch_size, shuffle=True, device=x.device, gen=gen)
-                                for i in (lab_idx, unl_idx))
+    # (a distributed run drops the last short labeled batch, so that every process has a share of each batch)
+    lab_batches, unl_batches = (Batches(len(i), cfg.batch_size, shuffle=True, device=x.device, gen=gen,
+                                        drop_last=dist_world()[1] > 1 and i is lab_idx) for i in (lab_idx, unl_idx))
     num_iter, unl_iter = len(lab_batches), iter(unl_batches)
     net.train(); other.eval()
     sums = dict(Lx=0., Lu=0., penalty=0., loss=0.)
@@ -292,7 +294,7 @@ def dividemix_epoch(net:nn.Module, # the net to train
         if cfg.lr_schedule != 'step': set_lr(opt, pretrain_lr(epoch + b / num_iter, cfg))
         try: ui = next(unl_iter)
         except StopIteration: unl_iter = iter(unl_batches); ui = next(unl_iter)
-        ix, iu = lab_idx[li], unl_idx[ui]
+        ix, iu = lab_idx[shard(li)], unl_idx[shard(ui)]  # this process's share of both global batches
         x1, x2, u1, u2 = augment(x[ix]), augment(x[ix]), augment(x[iu]), augment(x[iu])
         B = len(ix)
         # -- targets, without gradients
@@ -301,7 +303,8 @@ def dividemix_epoch(net:nn.Module, # the net to train
         # -- MixMatch: one MixUp of [x1, x2, u1, u2], one forward pass
         inputs, targets = torch.cat([x1, x2, u1, u2]), torch.cat([targets_x, targets_x, targets_u, targets_u])
         l = mix_coefficient(cfg.alpha)
-        mixed_x, mixed_t = mixup(inputs, targets, l, torch.randperm(len(inputs), generator=gen).to(x.device))
+        # (the permutation comes from the process's own stream: `gen` orders the global batches, alike in every process)
+        mixed_x, mixed_t = mixup(inputs, targets, l, torch.randperm(len(inputs), device=x.device))
         with autocast(x.device, bf16): logits = net(mixed_x).float()
         # -- the three loss terms and the step
         Lx, Lu = soft_ce(logits[:2 * B], mixed_t[:2 * B]), unlabeled_mse(logits[2 * B:], mixed_t[2 * B:])
@@ -337,8 +340,11 @@ def gmm_splits(nets:list[nn.Module], # both nets, before this epoch's training
     "Each net's clean probabilities and labeled mask from its per-sample loss GMM, and the epoch's record of them."
     probs, labeled, rec = [], [], {}
     for k, net in enumerate(nets):
-        logits = predict_logits(net, x, transform=transform, batch_size=cfg.eval_batch_size, bf16=bf16)
-        p = gmm_clean_prob(F.cross_entropy(logits, y, reduction='none').cpu().numpy(), seed=cfg.seed + epoch)
+        # the per-sample loss pass, sharded over the processes; the GMM fitted once, by rank 0
+        logits = gather_rows(lambda xs: predict_logits(net, xs, transform=transform, batch_size=cfg.eval_batch_size,
+                                                       bf16=bf16), x)
+        losses = F.cross_entropy(logits, y, reduction='none').cpu().numpy()
+        p = on_main(gmm_clean_prob, losses, seed=cfg.seed + epoch)
         lab, fell_back = co_divide(p, cfg.p_threshold, min_size=cfg.batch_size)
         if fell_back: warnings.warn(f"epoch {epoch}: net{k+1}'s GMM split collapsed ({(p > cfg.p_threshold).sum()} of "
                                     f"{len(p)} labeled); fell back to ranking, {lab.sum()} labeled")
@@ -359,7 +365,7 @@ def pretrain_epoch(epoch:int, # 0-based
                    weak:Augment, # the training view
                    plain:Augment, # the evaluation view
                    warm_batches:Batches, # the warm-up batch order
-                   gen:torch.Generator, # DivideMix batch orders and MixUp permutations
+                   gen:torch.Generator, # DivideMix batch orders
                    evals:dict, # record key → (images, labels) on the device, or None: accuracies after the epoch
                    clean_labels:np.ndarray|None=None, # the truth, when known: scores the splits
                    split_file:Path|None=None, # where each DivideMix epoch saves both splits (stage 3's GMM detector)
@@ -380,7 +386,7 @@ def pretrain_epoch(epoch:int, # 0-based
         probs, labeled, split_rec = gmm_splits(nets, x, y, cfg=cfg, epoch=epoch, transform=plain, bf16=bf16,
                                                clean_labels=clean_labels)
         rec |= dict(phase='dividemix') | split_rec
-        if split_file: save_npz(split_file, prob1=probs[0], prob2=probs[1], labeled1=labeled[0], labeled2=labeled[1])
+        if split_file and is_main(): save_npz(split_file, prob1=probs[0], prob2=probs[1], labeled1=labeled[0], labeled2=labeled[1])
         for k in (0, 1):
             r = dividemix_epoch(nets[k], nets[1 - k], opts[k], x, y, split=(labeled[1 - k], probs[1 - k]), gen=gen,
                                 desc=f'dividemix net{k+1}', **train)
@@ -415,15 +421,17 @@ def pretrain(ds:NoisyDataset, # the noisy training set
     out, device = Path(out), get_device(device)
     out.mkdir(parents=True, exist_ok=True)
     _check_pretrain(ds, cfg)
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed + dist_world()[0])  # a distributed run's processes draw their own augmentations
+    quiet = quiet or not is_main()  # and rank 0 alone shows progress
     # -- data on the device, views, nets; batch orders come from their own generators, so they survive a resume
     x, y = ds.images.to(device), ds.noisy_labels.to(device)
     evals = eval_sets(val=val, test=test, device=device)
     weak, plain = weak_augment(*ds.normalization), no_augment(*ds.normalization)
     bf16 = use_bf16(cfg.precision, device)
     nets, opts = pretrain_nets(cfg, plain(x[:5000]), num_classes=ds.num_classes, bf16=bf16)  # a sample fits a whitening
-    fwd = [torch.compile(n) if cfg.compile else n for n in nets]
-    warm_batches = Batches(len(x), 2 * cfg.batch_size, shuffle=True, seed=cfg.seed, device=device)
+    fwd = [torch.compile(ddp(n)) if cfg.compile else ddp(n) for n in nets]  # DDP only in a distributed run
+    warm_batches = Batches(len(x), 2 * cfg.batch_size, shuffle=True, seed=cfg.seed, device=device,
+                           drop_last=dist_world()[1] > 1)  # every process needs a share of every batch
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     epoch_fn = partial(pretrain_epoch, nets=fwd, opts=opts, x=x, y=y, cfg=cfg, weak=weak, plain=plain,
                        warm_batches=warm_batches, gen=gen, evals=evals, split_file=out/'split.npz', bf16=bf16,
@@ -434,7 +442,7 @@ def pretrain(ds:NoisyDataset, # the noisy training set
                                      objects=dict(nets=nets, opts=opts, warm_batches=warm_batches), resume=resume,
                                      stop_after=stop_after, quiet=quiet, desc=f'pretrain ({cfg.method})',
                                      line=_epoch_line, device=device)
-    if finished:
+    if finished and is_main():
         for k, n in enumerate(nets): save_torch(out/f'net{k+1}.pt', n.state_dict())
     return history[-1]
 

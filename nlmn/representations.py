@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .core import atomic_write, autocast, get_device, load_npz, log, save_npz, use_bf16
+from .core import atomic_write, autocast, gather_rows, get_device, is_main, load_npz, log, save_npz, use_bf16
 from .augment import Augment, no_augment
 
 # %% auto #0
@@ -140,6 +140,7 @@ def cached_features(path:str|Path, # the `.npz` in the run directory
                     device:str|torch.device|None=None,
                     quiet:bool=False, # say nothing about reusing or recomputing
                     precision:str='auto', # see `extract_features`
+                    sharded:bool=False, # in a distributed run, every process computes a share (all must call this)
                    ) -> tuple[Tensor, Tensor]:
     "Features (N×D) and logits (N×K) of `images`: from `path` if made by this model, images and `aug`, else computed."
     aug, path = aug or no_augment(), Path(path)
@@ -149,9 +150,12 @@ def cached_features(path:str|Path, # the `.npz` in the run directory
             made_from = str(z['fingerprint']) if 'fingerprint' in z.files else ''
         if made_from == key: return load_features(path, len(images))
         log(f"{path}: made from other weights, images or preprocessing: recomputing", quiet)
-    feats, logits = extract_features(model, images, aug=aug, batch_size=batch_size, device=device, logits=True,
-                                     precision=precision)
-    save_features(path, feats, logits=logits, fingerprint=key)
+    both = lambda xs: torch.cat(extract_features(model, xs, aug=aug, batch_size=batch_size, device=device, logits=True,
+                                                 precision=precision), 1)  # features | logits: one gather
+    fl = gather_rows(both, images) if sharded else both(images)
+    k = model.linear.out_features
+    feats, logits = fl[:, :-k].contiguous(), fl[:, -k:].contiguous()
+    if is_main(): save_features(path, feats, logits=logits, fingerprint=key)
     return feats, logits
 
 # %% ../nbs/05_representations.ipynb #b8d181e7

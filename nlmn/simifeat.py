@@ -20,10 +20,10 @@ from .augment import simifeat_augment
 from .representations import FeatureRounds
 
 # %% auto #0
-__all__ = ['HOC_ITERATES', 'knn', 'soft_labels', 'knn_soft_labels', 'vote_rule', 'rank_rule', 'consensus_counts', 'fit_hoc',
-           'clustered_features', 'SimiFeatConfig', 'Detection', 'fixed_feature_rounds', 'simifeat_rounds', 'simifeat',
-           'detection_metrics', 'gmm_detector', 'disagreement_detector', 'cleanlab_detector', 'compare_detectors',
-           'format_table']
+__all__ = ['KNN_BACKENDS', 'HOC_ITERATES', 'knn', 'faiss_knn', 'soft_labels', 'knn_soft_labels', 'vote_rule', 'rank_rule',
+           'consensus_counts', 'fit_hoc', 'clustered_features', 'SimiFeatConfig', 'Detection', 'fixed_feature_rounds',
+           'simifeat_rounds', 'simifeat', 'detection_metrics', 'gmm_detector', 'disagreement_detector',
+           'cleanlab_detector', 'compare_detectors', 'format_table']
 
 # %% ../nbs/06_simifeat.ipynb #068a72e8
 def _check_inputs(features:Tensor, noisy_labels:Tensor, num_classes:int, k:int):
@@ -61,14 +61,20 @@ def _chunk_neighbours(f:Tensor, rows:Tensor, k:int, pad:int) -> tuple[Tensor, Te
     v[:, 0] = 1.0  # the self-similarity of a unit vector
     return v[:, :k].cpu(), i[:, :k].cpu()
 
+KNN_BACKENDS = ('exact', 'faiss')
+
 def knn(features:Tensor, # N×D features (any scale: they are L2-normalised here)
         *,
         k:int=10, # neighbours per sample, the sample itself included (at position 0)
         chunk_size:int|None=None, # rows per chunk; default keeps a chunk's similarities near 256 MB
         device:str|torch.device|None=None, # where to compute; default: the best available
         queries:Tensor|None=None, # indices of the samples to find neighbours for (default: all)
+        backend:str='exact', # 'exact' (chunked, the default), or 'faiss': approximate, for N in the millions
+        nprobe:int=32, # faiss: inverted lists searched per query (more: slower, closer to exact)
        ) -> tuple[Tensor, Tensor]:
     "Cosine similarities (N×k, descending) and indices (N×k) of each sample's k nearest neighbours, itself first."
+    if backend not in KNN_BACKENDS: raise ValueError(f"knn backend {backend!r}: expected one of {', '.join(KNN_BACKENDS)}")
+    if backend == 'faiss': return faiss_knn(features, k=k, queries=queries, nprobe=nprobe)
     device = get_device(device)
     f = F.normalize(features if features.dtype == torch.float64 else features.float(), dim=1)  # float64 kept for checks
     f = f.to(device)
@@ -77,6 +83,38 @@ def knn(features:Tensor, # N×D features (any scale: they are L2-normalised here
     pad = min(k + 8, len(f))  # extra candidates to settle ties at the k-th place
     parts = [_chunk_neighbours(f, q[s:s + chunk_size], k, pad) for s in range(0, len(q), chunk_size)]
     return torch.cat([v for v, _ in parts]), torch.cat([i for _, i in parts])
+
+# %% ../nbs/06_simifeat.ipynb #95ba979e
+def faiss_knn(features:Tensor, # N×D features (L2-normalised here)
+              *,
+              k:int=10, # neighbours per sample, itself included (at position 0)
+              queries:Tensor|None=None, # indices of the samples to find neighbours for (default: all)
+              nprobe:int=32, # inverted lists searched per query
+              seed:int=0, # the sample the coarse quantiser is trained on
+             ) -> tuple[Tensor, Tensor]:
+    "`knn` approximated by a FAISS inverted-file index (IVF-Flat, inner product on unit vectors; CPU)."
+    try: import faiss
+    except ImportError as e:
+        raise ImportError("knn backend 'faiss' needs the faiss package: pip install faiss-cpu (or nlmn[faiss])") from e
+    x = F.normalize(features.float(), dim=1).cpu().numpy()
+    n, d = x.shape
+    nlist = max(1, min(int(4 * math.sqrt(n)), n // 39))  # FAISS's rule of thumb; ≥ 39 training points per list
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+    train = np.random.default_rng(seed).choice(n, min(n, 64 * nlist), replace=False)
+    index.train(x[np.sort(train)]); index.add(x)
+    q = np.arange(n) if queries is None else queries.cpu().numpy()
+    sims, idx = np.full((len(q), k + 1), -np.inf, np.float32), np.full((len(q), k + 1), -1, np.int64)
+    short, probe = np.arange(len(q)), min(nprobe, nlist)
+    while len(short):  # rows whose probed cells hold fewer than k + 1 samples search 4× as many cells again
+        index.nprobe = probe
+        sims[short], idx[short] = index.search(x[q[short]], k + 1)
+        short = short[(idx[short] < 0).any(1)] if probe < nlist else short[:0]
+        probe = min(4 * probe, nlist)
+    # the sample itself first (similarity 1), then the others by similarity
+    sims, idx, rows = torch.from_numpy(sims), torch.from_numpy(idx), torch.from_numpy(q).long()[:, None]
+    sims[(idx == rows) | (idx < 0)] = -float('inf')
+    order = torch.sort(sims, dim=1, descending=True, stable=True).indices[:, :k - 1]
+    return torch.cat([torch.ones(len(q), 1), sims.gather(1, order)], 1), torch.cat([rows, idx.gather(1, order)], 1)
 
 # %% ../nbs/06_simifeat.ipynb #356c89fd
 def soft_labels(sims:Tensor, # N×k similarities from `knn` (itself first)
@@ -99,11 +137,13 @@ def knn_soft_labels(features:Tensor, # N×D
                     k:int=10, # neighbours, itself included
                     device:str|torch.device|None=None,
                     chunk_size:int|None=None,
+                    backend:str='exact', # see `knn`
+                    nprobe:int=32, # faiss: inverted lists searched per query
                    ) -> Tensor:
     "SimiFeat's soft labels: k-NN votes on cosine similarity, computed in chunks."
     noisy_labels = torch.as_tensor(noisy_labels).long().cpu()
     _check_inputs(features, noisy_labels, num_classes, k)
-    sims, idx = knn(features, k=k, chunk_size=chunk_size, device=device)
+    sims, idx = knn(features, k=k, chunk_size=chunk_size, device=device, backend=backend, nprobe=nprobe)
     return soft_labels(sims, idx, noisy_labels, num_classes=num_classes)
 
 # %% ../nbs/06_simifeat.ipynb #bd527c6f
@@ -234,11 +274,13 @@ class SimiFeatConfig:
     rotate: float = 15. # augmented rounds (`simifeat_rounds`): ±degrees of random rotation (the report's; 0 = off)
     precision: str = 'auto' # augmented rounds: feature passes in 'fp32' (the reference), 'bf16' or 'auto' (`use_bf16`)
     normalization: str = 'dataset' # augmented rounds: 'dataset' statistics or 'cifar10' (the reference, also CIFAR-100)
+    knn: str = 'exact' # k-NN: 'exact' (chunked), or 'faiss' (approximate; for N in the millions, see `faiss_knn`)
+    nprobe: int = 32 # faiss k-NN: inverted lists searched per query (more: slower, closer to exact)
     seed: int = 0
 
     def __post_init__(self):
         for name, allowed in (('method', ('vote', 'rank')), ('hoc_iterate', HOC_ITERATES), ('precision', PRECISIONS),
-                              ('normalization', NORMALIZATIONS)):
+                              ('normalization', NORMALIZATIONS), ('knn', KNN_BACKENDS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"SimiFeat setting {name}={getattr(self, name)!r}: "
                                  f"expected one of {', '.join(allowed)}")
@@ -348,7 +390,8 @@ def simifeat(rounds:Callable[[int], Tensor|tuple[Tensor, Tensor]], # round r →
         out = rounds(r)
         feats, sub = out if isinstance(out, tuple) else (out, torch.arange(n))
         y = labels[sub]
-        soft = knn_soft_labels(feats, y, num_classes=K, k=cfg.k, device=device)
+        soft = knn_soft_labels(feats, y, num_classes=K, k=cfg.k, device=device, backend=cfg.knn,
+                               nprobe=cfg.nprobe)
         corrupted = _round_flags(soft, feats, y, r, cfg, state, device)
         clean_votes[sub] += (~corrupted).float(); times[sub] += 1; soft_sum[sub] += soft
         share_sum[sub] += soft / soft.sum(1, keepdim=True).clamp_min(1e-12)  # each class's share of the weighted votes
