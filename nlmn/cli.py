@@ -10,7 +10,7 @@ from pathlib import Path
 from fastcore.script import Param, anno_parser, call_parse, store_true
 
 import nlmn.pipeline  # `nlmn.pipeline.bench`, beside the `bench` command
-from .core import atomic_write, is_main, log, on_main, save_json
+from .core import RunInUse, atomic_write, check_writable, is_main, log, on_main, save_json
 from .data import DataSpec, data_options, load_data, noise_stats, plot_transition
 from .pipeline import STAGES, Pipeline, resolve_config
 from .review import decisions_path, load_decisions
@@ -24,6 +24,7 @@ __all__ = ['STAGE_COMMANDS', 'COMMANDS', 'data', 'run', 'resume', 'bench', 'main
 def data(out:str=None, # folder to write noise.json and transition.png to
          **kwargs):
     "Print a dataset's size, classes and noise statistics (saved with --out); synthetic data as `nlmn run` makes them."
+    if out: check_writable(out)  # before the data load, which can take minutes
     ds, val, test = load_data(DataSpec(**kwargs).demo_defaults())
     print(ds)
     if val is not None or test is not None:
@@ -100,6 +101,7 @@ def run(preset:str=None, # paper-c10, paper-c100, fast (GPU), cpu, demo, cpu-tin
         out = ('runs/demo' if synthetic and preset == 'demo' else
                f"runs/{Path(spec.source).stem}-{spec.label_set or spec.noise or 'labels'}-{preset}")
     cfg = resolve_config(preset, spec, overrides=overrides, baselines=baselines or None)
+    _check_until(until)
     p = Pipeline(out, cfg, resume=resume, device=device, quiet=quiet)
     if decisions is not None: _copy_decisions(p, decisions)
     log(f"run directory {p.path} (preset {preset}, {p.train})", p.quiet)
@@ -115,8 +117,13 @@ def resume(run_dir:str, # the run directory
            nproc:int=None, # processes: relaunch under torchrun (see `run`)
           ):
     "Continue a run: the stages that have not finished, in order, from the last completed epoch."
+    _check_until(until)
     p = Pipeline(run_dir, device=device, quiet=quiet)
     p.run(until); _print_summary(p)
+
+def _check_until(until:str|None):
+    if until is not None and until not in STAGES:
+        raise ValueError(f"--until {until}: expected one of {', '.join(STAGES)}")
 
 def _stage_command(stage:str):
     "The `nlmn STAGE RUN_DIR` command of one stage."
@@ -165,16 +172,26 @@ def main(argv:list[str]|None=None, # the arguments after `nlmn` (default: the pr
     if not argv or argv[0] in ('-h', '--help'): print(usage); return
     if argv[0] not in COMMANDS: print(f"nlmn: unknown command {argv[0]!r}\n{usage}", file=sys.stderr); sys.exit(2)
     cmd, fn = argv[0], COMMANDS[argv[0]].__wrapped__
-    args = vars(anno_parser(fn, prog=f"nlmn {cmd}").parse_args(argv[1:]))
+    args = vars(_parser(fn, cmd).parse_args(argv[1:]))
     args.pop('pdb', None); args.pop('xtra', None)  # fastcore's debugging extras
     if args.get('nproc') and 'WORLD_SIZE' not in os.environ: sys.exit(torchrun(argv, args['nproc']))
     try: fn(**args)  # return nothing: console scripts exit with main()'s value
-    except (ValueError, KeyError, FileNotFoundError) as e:  # bad input: one clear line, non-zero exit
-        if is_main(): print(f"nlmn {cmd}: error: {e.args[0] if e.args else e}", file=sys.stderr)
+    except (ValueError, KeyError, OSError, RunInUse) as e:  # bad input, a busy run directory: one line, exit 1
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e  # a KeyError's str() is quoted
+        if is_main(): print(f"nlmn {cmd}: error: {msg}", file=sys.stderr)
         sys.exit(1)
     finally:
         import torch.distributed as dist
         if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
+
+def _parser(fn, cmd:str):
+    "fastcore's parser of `fn`, its `X|None` options named by type in errors ('invalid int value', not '_parse')."
+    parser = anno_parser(fn, prog=f"nlmn {cmd}")
+    for a in parser._actions:
+        if getattr(a.type, '__name__', '') == '_parse' and a.type.__closure__:  # fastcore's parser of a union type
+            kinds = a.type.__closure__[0].cell_contents
+            a.type.__name__ = ' or '.join(t.__name__ for t in kinds if t is not type(None))
+    return parser
 
 def torchrun(argv:list[str], # the `nlmn` arguments, with the --nproc option
              nproc:int, # processes on this machine

@@ -13,10 +13,12 @@ import torch
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'get_device', 'native_bf16', 'use_bf16', 'autocast', 'seed_everything', 'rng_state', 'set_rng_state',
-           'atomic_write', 'save_npz', 'load_npz', 'save_json', 'load_json', 'append_jsonl', 'read_jsonl', 'to_plain',
-           'resume_log', 'check_resumable', 'preset_config', 'save_csv', 'load_csv', 'save_torch', 'load_torch',
-           'RunDir', 'progress', 'log', 'dist_world', 'is_main', 'init_distributed', 'barrier', 'on_main', 'all_ranks',
-           'shard', 'gather_rows', 'ddp', 'set_lr', 'train_epochs', 'can_run', 'bench_data', 'download_allowed',
+           'atomic_write', 'save_npz', 'load_npz', 'short_error', 'save_json', 'load_json', 'read_text', 'append_jsonl',
+           'read_jsonl', 'to_plain', 'resume_log', 'check_resumable', 'preset_config', 'SettingError', 'check_settings',
+           'at_least', 'positive', 'between', 'one_of', 'save_csv', 'load_csv', 'save_torch', 'load_torch', 'RunDir',
+           'progress', 'log', 'dist_world', 'is_main', 'init_distributed', 'barrier', 'on_main', 'all_ranks', 'shard',
+           'gather_rows', 'ddp', 'set_aside', 'load_cached', 'check_writable', 'file_locks', 'try_lock', 'unlock',
+           'RunInUse', 'RunLock', 'set_lr', 'train_epochs', 'can_run', 'bench_data', 'download_allowed',
            'cuda_available']
 
 # %% ../nbs/00_core.ipynb #926c705a
@@ -29,10 +31,16 @@ def get_device(device:str|torch.device|None=None, # 'cuda', 'cuda:1', 'mps', 'cp
     return torch.device('mps' if _mps_available() else 'cpu')
 
 def _asked_device(device:str|torch.device) -> torch.device:
-    "`device` as a `torch.device`; CUDA on a machine without it is refused at once."
-    device = torch.device(device)
+    "`device` as a `torch.device`; a device torch does not know, or one this machine lacks, is refused at once."
+    try: device = torch.device(device)
+    except (RuntimeError, TypeError): raise ValueError(f"device {device!r}: expected cpu, cuda, cuda:N or mps") from None
     if device.type == 'cuda' and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device} was asked for, but CUDA is not available")
+        raise ValueError(f"device {device}: asked for, but this machine has no CUDA (torch {torch.__version__}); "
+                         "leave --device out to use the best available")
+    if device.type == 'cuda' and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == 'mps' and not _mps_available(): raise ValueError(f"device mps: asked for, but MPS is not available")
+    if device.type not in ('cpu', 'cuda', 'mps'): raise ValueError(f"device {device}: expected cpu, cuda, cuda:N or mps")
     return device
 
 def _mps_available() -> bool:
@@ -140,8 +148,26 @@ def save_npz(path:str|Path, # the `.npz` file
 
 def load_npz(path:str|Path, # the `.npz` file
             ) -> dict[str, np.ndarray]:
-    "Read every array of an `.npz` (never unpickling) into a dict."
-    with np.load(path, allow_pickle=False) as z: return {k: z[k] for k in z.files}
+    "Read every array of an `.npz` (never unpickling) into a dict; a file that is not one is a `ValueError` naming it."
+    path = Path(path)
+    if not path.exists(): raise FileNotFoundError(f"{path}: npz file not found")
+    try: z = np.load(path, allow_pickle=False)
+    except Exception as e: raise ValueError(f"{path}: not a readable npz archive ({short_error(e)})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path}: a single .npy array, expected an .npz archive of named arrays (np.savez)")
+    with z:
+        out = {}
+        for k in z.files:
+            try: out[k] = z[k]
+            except Exception as e:
+                raise ValueError(f"{path}: array {k!r} cannot be read ({short_error(e)})") from None
+        return out
+
+def short_error(e:Exception) -> str:
+    "An exception as one short line, for error messages."
+    if isinstance(e, ValueError) and 'allow_pickle' in str(e): return 'an object array, which would need pickle'
+    first = (str(e).splitlines() or [''])[0]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 def save_json(path:str|Path, # the `.json` file
               obj:Any, # anything `json.dumps` takes
@@ -156,22 +182,41 @@ def _json_default(o):
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 def load_json(path:str|Path) -> Any:
-    "Read a JSON file."
-    return json.loads(Path(path).read_text(encoding='utf-8'))
+    "Read a JSON file; one that is not JSON is a `ValueError` naming it."
+    try: return json.loads(read_text(path))
+    except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+def read_text(path:str|Path) -> str:
+    "A UTF-8 text file's contents; other encodings are a `ValueError` naming the file and the first bad byte."
+    data = Path(path).read_bytes()
+    try: return data.decode('utf-8-sig')  # a byte-order mark, as spreadsheet programs write, is fine
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                         "save it as UTF-8") from None
 
 # %% ../nbs/00_core.ipynb #f3e151d9
 def append_jsonl(path:str|Path, # the `.jsonl` file
                  record:dict, # one row of metrics
                 ):
-    "Atomically append `record` as one JSON line."
-    path = Path(path)
-    old = path.read_bytes() if path.exists() else b''
-    with atomic_write(path) as f: f.write(old + (json.dumps(record, default=_json_default) + '\n').encode())
+    "Append `record` as one JSON line in a single write (no read-modify-write, so no record is lost)."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(record, default=_json_default) + '\n').encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try: os.write(fd, line); os.fsync(fd)
+    finally: os.close(fd)
 
 def read_jsonl(path:str|Path) -> list[dict]:
-    "All records of a JSON-lines file (an empty list if it does not exist)."
+    "All records of a JSON-lines file (an empty list if it does not exist); a torn last line (a kill) is left out."
     path = Path(path)
-    return [json.loads(l) for l in path.read_text(encoding='utf-8').splitlines() if l.strip()] if path.exists() else []
+    if not path.exists(): return []
+    lines = [l for l in read_text(path).splitlines() if l.strip()]
+    records = []
+    for i, l in enumerate(lines):
+        try: records.append(json.loads(l))
+        except json.JSONDecodeError as e:
+            if i == len(lines) - 1: break  # a write cut short by a kill: the checkpoint has the record
+            raise ValueError(f"{path}: line {i + 1} is not JSON ({e})") from None
+    return records
 
 # %% ../nbs/00_core.ipynb #ce626ed7
 def to_plain(obj:Any) -> Any:
@@ -215,6 +260,39 @@ def preset_config(presets:dict, # preset name → settings dataclass
         raise ValueError(f"unknown {stage} setting(s) {sorted(bad)}")
     return dataclasses.replace(presets[name], **overrides)
 
+class SettingError(ValueError):
+    "A setting of the wrong type or out of its range; `stage` names where it belongs."
+    def __init__(self, stage:str, name:str, value:Any, expected:str):
+        self.stage, self.name, self.value, self.expected = stage, name, value, expected
+        super().__init__(f"setting {stage}.{name}={value!r}: expected {expected}")
+
+    def at(self, stage:str) -> SettingError:
+        "The same error for a settings object used as another stage (SimiFeat's: detect, final_detect)."
+        return SettingError(stage, self.name, self.value, self.expected)
+
+_TYPES = {'int': (int,), 'float': (int, float), 'str': (str,), 'bool': (bool,), 'None': (type(None),)}
+_TYPE_NAMES = {'int': 'an integer', 'float': 'a number', 'str': 'text', 'bool': 'true or false', 'None': 'None'}
+
+def check_settings(cfg, # a settings dataclass
+                   rules:dict[str, tuple[Callable[[Any], bool], str]], # setting → (test, what it must be)
+                   stage:str, # its stage, for messages
+                  ):
+    "Raise a `SettingError` for the first setting of `cfg` whose type its annotation refuses or that fails its rule."
+    for f in dataclasses.fields(cfg):
+        v, kinds = getattr(cfg, f.name), str(f.type).replace(' ', '').split('|')
+        if all(k in _TYPES for k in kinds) and not (isinstance(v, sum((_TYPES[k] for k in kinds), ())) and
+                                                     not (isinstance(v, bool) and 'bool' not in kinds)):
+            raise SettingError(stage, f.name, v, ' or '.join(_TYPE_NAMES[k] for k in kinds))
+        if v is not None and f.name in rules and not rules[f.name][0](v):
+            raise SettingError(stage, f.name, v, rules[f.name][1])
+
+def at_least(low:float) -> tuple: return (lambda v: v >= low, f'≥ {low}')
+def positive() -> tuple: return (lambda v: v > 0, '> 0')
+def between(low:float, high:float, *, open_high:bool=False) -> tuple:
+    return ((lambda v: low <= v < high) if open_high else (lambda v: low <= v <= high),
+            f"{low} ≤ value {'<' if open_high else '≤'} {high}")
+def one_of(*choices) -> tuple: return (lambda v: v in choices, f"one of {', '.join(map(str, choices))}")
+
 # %% ../nbs/00_core.ipynb #a5b4dcef
 def save_csv(path:str|Path, # the `.csv` file
              rows:Iterable[Sequence], # the data rows
@@ -227,7 +305,8 @@ def save_csv(path:str|Path, # the `.csv` file
 
 def load_csv(path:str|Path) -> list[dict[str, str]]:
     "Read a CSV file with a header row into a list of dicts."
-    with open(path, newline='', encoding='utf-8') as f: return list(csv.DictReader(f))
+    import io
+    return list(csv.DictReader(io.StringIO(read_text(path), newline='')))
 
 # %% ../nbs/00_core.ipynb #61b7b1be
 def save_torch(path:str|Path, # the `.pt` file
@@ -260,7 +339,10 @@ class RunDir:
         (p := self.path/name).mkdir(parents=True, exist_ok=True)
         return p
 
-    def is_done(self, name:str) -> bool: return (self.path/name/'done.json').exists()
+    def is_done(self, name:str) -> bool:
+        "Whether stage `name` finished: its `done.json` is there and readable (`heal` sets an unreadable one aside)."
+        try: return (done := self.path/name/'done.json').exists() and isinstance(load_json(done), dict)
+        except ValueError: return False
 
     def mark_done(self, name:str, **summary):
         "Record that stage `name` finished, with a JSON-able `summary`."
@@ -271,6 +353,16 @@ class RunDir:
         if not self.is_done(name):
             raise FileNotFoundError(f"{self.path/name/'done.json'}: stage '{name}' has not finished in this run")
         return load_json(self.path/name/'done.json')
+
+    def heal(self) -> list[Path]:
+        "Remove the temporary files of interrupted writes and set aside unreadable `done.json` files (the stage reruns)."
+        for tmp in self.path.rglob('.*.tmp'):
+            if '_old' not in tmp.relative_to(self.path).parts: tmp.unlink(missing_ok=True)
+        moved = []
+        for done in self.path.glob('*/done.json'):
+            try: load_json(done)
+            except ValueError as e: moved.append(set_aside(done, str(e)))
+        return moved
 
     def __repr__(self):
         done = [p.name for p in sorted(self.path.iterdir()) if (p/'done.json').exists()]
@@ -370,6 +462,111 @@ def ddp(net:torch.nn.Module, # a net on its device
     dev = next(net.parameters()).device
     return DistributedDataParallel(net, device_ids=[dev] if dev.type == 'cuda' else None)
 
+# %% ../nbs/00_core.ipynb #22599db3
+def set_aside(path:str|Path, # a file that failed to load
+              why:str, # what was wrong, for the warning
+             ) -> Path:
+    "Move `path` to its run directory's `_old/` folder (never deleting it) and warn; where it went."
+    path = Path(path).absolute()
+    root = next((d for d in path.parents if (d/'config.json').exists()), path.parent)
+    dest = root/'_old'/time.strftime('%Y%m%d-%H%M%S')/path.relative_to(root)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, dest)
+    import sys
+    print(f"nlmn: warning: {why}; moved it to {dest} and recomputing", file=sys.stderr)
+    return dest
+
+def load_cached(path:str|Path, # a cache file: features, feature rounds, an embedding
+                loader:Callable[[Path], Any]|None=None, # reads it (default `load_npz`); raises on a bad file
+               ) -> Any|None:
+    "`loader(path)`, or None when there is no such file or it fails to load (then it is set aside: recompute it)."
+    path = Path(path)
+    if not path.exists(): return None
+    try: return (loader or load_npz)(path)
+    except (ValueError, KeyError, OSError, EOFError) as e:
+        if is_main() and path.exists(): set_aside(path, str(e) if str(path) in str(e) else f"{path}: {e}")
+        return None
+
+def check_writable(path:str|Path, # a folder that is about to be written (it or its nearest existing parent)
+                  ):
+    "Raise a clear error, before any work, unless files can be created in `path`."
+    path = Path(path)
+    if path.exists() and not path.is_dir(): raise NotADirectoryError(f"{path}: is a file, expected a folder")
+    here = next(d for d in [path, *path.parents] if d.exists())
+    if not here.is_dir(): raise NotADirectoryError(f"{here}: is a file, so {path} cannot be a folder")
+    try: fd, probe = tempfile.mkstemp(dir=here, prefix='.nlmn-write-check.', suffix='.tmp')
+    except OSError as e: raise PermissionError(f"{here}: cannot write there ({e.strerror}); choose another folder") from None
+    os.close(fd); os.unlink(probe)
+
+try: import fcntl  # POSIX
+except ImportError: fcntl = None
+try: import msvcrt  # Windows
+except ImportError: msvcrt = None
+
+def file_locks() -> bool: return fcntl is not None or msvcrt is not None
+
+def try_lock(f) -> bool:
+    "Take the exclusive lock on the open file `f` if it is free; False if another process (or file object) holds it."
+    if fcntl is not None:
+        try: fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB); return True
+        except BlockingIOError: return False
+    f.seek(0)
+    try: msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1); return True
+    except OSError: return False
+
+def unlock(f):
+    "Release the lock `try_lock` took on `f`."
+    if fcntl is not None: fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    else: f.seek(0); msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
+
+class RunInUse(RuntimeError):
+    "Another process holds the run directory."
+
+class RunLock:
+    """The exclusive lock of a run directory (`RUN_DIR/.lock`, `fcntl.flock`: the kernel drops it when its process dies,
+    so a killed run leaves nothing stuck). Re-entrant; one per directory and process, however many objects."""
+    _held: dict = {}  # resolved path → [open lock file, depth]
+
+    def __init__(self, path:str|Path, # the run directory
+                ):
+        self.path = Path(path)
+
+    def __enter__(self):
+        key = self.path.resolve()
+        if key in RunLock._held: RunLock._held[key][1] += 1
+        else: RunLock._held[key] = [self._acquire(), 1]
+        return self
+
+    def __exit__(self, *exc):
+        held = RunLock._held[key := self.path.resolve()]
+        held[1] -= 1
+        if held[1] == 0:
+            del RunLock._held[key]
+            if held[0] is not None: held[0].close()  # releases the lock; the file stays (unlinking it would race)
+
+    def check_free(self):
+        "Raise `RunInUse` when another process holds the directory now (a look that writes nothing)."
+        if self.path.resolve() in RunLock._held or not (self.path/'.lock').is_file(): return
+        with open(self.path/'.lock', encoding='utf-8') as f: self._try(f)
+
+    def _try(self, f):
+        "Take the lock on open file `f`, or raise `RunInUse` naming the holder."
+        if not file_locks(): return  # a platform without file locks: runs are not guarded
+        if not try_lock(f):
+            f.seek(0); holder = f.read().strip() or 'another process'
+            raise RunInUse(f"{self.path}: in use by {holder}; wait for it to end or stop it")
+
+    def _acquire(self):
+        check_writable(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        f = open(self.path/'.lock', 'a+', encoding='utf-8')
+        try: self._try(f)
+        except BaseException: f.close(); raise
+        import socket, sys
+        f.seek(0); f.truncate()
+        f.write(f"process {os.getpid()} on {socket.gethostname()} (nlmn {' '.join(sys.argv[1:])[:200]})\n"); f.flush()
+        return f
+
 # %% ../nbs/00_core.ipynb #143e9de1
 def set_lr(opt:torch.optim.Optimizer, # the optimizer
            lr:float, # the new learning rate of every parameter group
@@ -408,8 +605,8 @@ def train_epochs(out:str|Path, # folder of checkpoint.pt and metrics.jsonl
     ckpt_path, metrics_path = out/'checkpoint.pt', out/'metrics.jsonl'
     start, history, (rank, world) = epochs.start, [], dist_world()
     quiet = quiet or rank != 0  # in a distributed run rank 0 alone shows progress and writes
-    if resume and on_main(ckpt_path.exists):
-        ckpt = load_torch(ckpt_path, device)
+    ckpt = _load_checkpoint(ckpt_path, device) if resume and on_main(ckpt_path.exists) else None
+    if ckpt is not None:
         check_resumable(ckpt['config'], config, path=ckpt_path)
         _load_state_dicts(objects, ckpt)
         per_rank = ckpt.get('rng_ranks', [])  # each process's own random state, when the run had this many processes
@@ -434,6 +631,15 @@ def train_epochs(out:str|Path, # folder of checkpoint.pt and metrics.jsonl
             finished = epoch == epochs.stop - 1; break
     barrier()  # the others read what rank 0 wrote only once it is there
     return history, finished
+
+def _load_checkpoint(path:Path, device) -> dict|None:
+    "The checkpoint in `path`, or None when it cannot be read (then it is set aside and training starts afresh)."
+    try: ckpt, why = load_torch(path, device), None
+    except ValueError as e: ckpt, why = None, str(e)
+    if not any(all_ranks(why is not None)): return ckpt
+    if is_main(): set_aside(path, why or f"{path}: unreadable on another process")
+    barrier()
+    return None
 
 # %% ../nbs/00_core.ipynb #fffbae7d
 def can_run(need:str, # what the cell needs, for the message

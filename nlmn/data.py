@@ -14,14 +14,14 @@ from torch import Tensor
 
 from fastcore.meta import delegates
 
-from .core import atomic_write, load_csv, save_npz
+from .core import atomic_write, load_csv, load_npz, save_npz, short_error
 
 # %% auto #0
-__all__ = ['CIFARN_KEYS', 'CIFARN_URL', 'CIFARN_FILES', 'CIFAR_NORM', 'NORMALIZATIONS', 'NoisyDataset', 'synthetic_class_names',
-           'synthetic_dataset', 'transition_matrix', 'noise_stats', 'plot_transition', 'inject_noise',
-           'load_label_file', 'label_array', 'sha256sum', 'check_sha256', 'normalization_stats', 'cifarn_label_file',
-           'read_cifar', 'cifarn', 'cifar_test', 'write_fake_cifar', 'from_npz', 'from_folder', 'split_validation',
-           'DataSpec', 'data_options', 'load_dataset', 'load_data']
+__all__ = ['CIFARN_KEYS', 'CIFARN_URL', 'CIFARN_FILES', 'CIFAR_NORM', 'NORMALIZATIONS', 'NOISE_KINDS', 'NoisyDataset',
+           'synthetic_class_names', 'synthetic_dataset', 'transition_matrix', 'noise_stats', 'plot_transition',
+           'inject_noise', 'load_label_file', 'label_array', 'sha256sum', 'check_sha256', 'normalization_stats',
+           'cifarn_label_file', 'read_cifar', 'cifarn', 'cifar_test', 'write_fake_cifar', 'from_npz', 'from_folder',
+           'split_validation', 'DataSpec', 'data_options', 'load_dataset', 'load_data']
 
 # %% ../nbs/01_data.ipynb #743c98d0
 @dataclass(repr=False)
@@ -264,13 +264,14 @@ def load_label_file(path:str|Path, # a CIFAR-N style `.pt` (dict of arrays) or a
     "The label arrays of a label file, loaded without ever executing pickled code."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"{path}: label file not found")
-    if path.suffix == '.npz':
-        with np.load(path, allow_pickle=False) as z: return {k: z[k] for k in z.files}
+    if path.stat().st_size == 0: raise ValueError(f"{path}: the label file is empty (0 bytes)")
+    if path.suffix == '.npz': return load_npz(path)
     try:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             d = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as e:
-        why = f"{type(e).__name__}: {str(e).splitlines()[-1][:200]}"
+        code = next((l.split('GLOBAL ')[-1].split()[0] for l in str(e).splitlines() if 'Unsupported global' in l), None)
+        why = f"it would run code: {code}" if code else short_error(e)[:200]
         raise ValueError(f"{path}: not a label file of plain arrays ({why})") from None
     if not isinstance(d, dict): raise ValueError(f"{path}: expected a dict of label arrays, got {type(d).__name__}")
     return {k: np.asarray(v.numpy() if isinstance(v, Tensor) else v) for k, v in d.items()}
@@ -287,18 +288,22 @@ def label_array(labels:dict, # what `load_label_file` returned
                 num_classes:int|None=None, # labels must lie in 0..num_classes-1
                ) -> np.ndarray:
     "One checked int64 label array of a label file."
-    k = CIFARN_KEYS.get(key, key)
-    if k not in labels:
-        label_set = f" (label set {key!r})" if k != key else ''
-        raise KeyError(f"{path}: no key {k!r}{label_set}; the file has {sorted(labels)}")
+    k, name = CIFARN_KEYS.get(key, key), _label_name(key)
+    if k not in labels: raise KeyError(f"{path}: no {name}; the file has {sorted(labels)}")
     a = np.asarray(labels[k])
     if a.ndim != 1 or not np.issubdtype(a.dtype, np.integer):
-        raise ValueError(f"{path}: key {k!r} must be a 1-d integer array, got {a.dtype} of shape {a.shape}")
+        raise ValueError(f"{path}: {name} must be a 1-d integer array, got {a.dtype} of shape {a.shape}")
     if length is not None and len(a) != length:
-        raise ValueError(f"{path}: key {k!r} has {len(a)} labels, expected {length}")
+        raise ValueError(f"{path}: {name} has {len(a)} labels, expected {length}")
     if num_classes is not None and len(a) and (a.min() < 0 or a.max() >= num_classes):
-        raise ValueError(f"{path}: key {k!r} has labels {a.min()}..{a.max()}, expected 0..{num_classes-1}")
+        raise ValueError(f"{path}: {name} has labels {a.min()}..{a.max()}, expected 0..{num_classes-1} "
+                         f"({num_classes} classes)")
     return a.astype(np.int64)
+
+def _label_name(key:str) -> str:
+    "How messages name a label array: by its label set and key, or by its key."
+    k = CIFARN_KEYS.get(key, key)
+    return f"label set {key!r} (key {k!r})" if k != key else f"key {k!r}"
 
 # %% ../nbs/01_data.ipynb #ec5914d9
 CIFARN_URL = 'https://raw.githubusercontent.com/UCSC-REAL/cifar-10-100n/main/data/'
@@ -483,12 +488,14 @@ def from_npz(path:str|Path, # npz with `images` (N×H×W×C uint8) and optional 
     path = Path(path)
     images, arrays = _read_npz(path, first_n)
     n = len(images)
-    index = arrays.get('index', np.arange(n)).astype(np.int64)
-    own = label_array(arrays, 'labels', path=path, length=n) if 'labels' in arrays else None
+    index = label_array(arrays, 'index', path=path, length=n) if 'index' in arrays else np.arange(n)
+    if len(index) and index.min() < 0: raise ValueError(f"{path}: key 'index' has {index.min()}, expected ≥ 0")
     classes = [str(c) for c in arrays['classes']] if 'classes' in arrays else None
+    own = label_array(arrays, 'labels', path=path, length=n, num_classes=len(classes) if classes else None) \
+        if 'labels' in arrays else None
     if label_file is not None: noisy, clean = _file_labels(path, label_file, label_set, index, own, classes)
     else: noisy, clean = _own_labels(path, arrays, own, n, labels_are_clean)
-    classes = classes or _numbered_classes(noisy, clean)
+    classes = classes or _numbered_classes(noisy, clean, label_file or path)
     K = len(classes)
     if norm is None and images.shape[1:3] == (32, 32) and K in (10, 100):
         norm = CIFAR_NORM['cifar10' if K == 10 else 'cifar100']
@@ -497,20 +504,29 @@ def from_npz(path:str|Path, # npz with `images` (N×H×W×C uint8) and optional 
                         indices=torch.from_numpy(index),
                         name=name or path.stem + (f"-{label_set}" if label_set else ''), norm=norm)
 
-def _numbered_classes(noisy:np.ndarray, clean:np.ndarray|None) -> list[str]:
-    "Class names '0'..'K-1', K one more than the largest label (at least 1)."
-    K = int(max(noisy.max(initial=0), -1 if clean is None else clean.max(initial=0))) + 1
+def _numbered_classes(noisy:np.ndarray, clean:np.ndarray|None, path) -> list[str]:
+    """Class names '0'..'K-1' when the file names none: K is one more than the largest label, noisy or clean; a class
+    that no image has, by either label, is an error (a typo, not a class)."""
+    both = noisy if clean is None else np.concatenate([noisy, clean])
+    K = int(both.max(initial=0)) + 1
+    if len(empty := np.setdiff1d(np.arange(K), both)):
+        raise ValueError(f"{path}: labels span 0..{K-1}, but no image has class(es) {_some(empty)}; "
+                         "name the classes with a 'classes' array if they are meant to be empty")
     return [str(c) for c in range(K)]
+
+def _some(xs, n:int=5) -> str:
+    "The first `n` items of `xs`, and how many more."
+    xs = list(xs)
+    return ', '.join(map(str, xs[:n])) + (f" and {len(xs) - n} more" if len(xs) > n else '')
 
 def _read_npz(path:Path, first_n:int|None) -> tuple[np.ndarray, dict]:
     "The checked N×H×W×C images of an npz and its other arrays, the per-image ones cut to the first `first_n`."
-    if not path.exists(): raise FileNotFoundError(f"{path}: npz file not found")
-    with np.load(path, allow_pickle=False) as z:
-        if 'images' not in z.files:
-            raise KeyError(f"{path}: no key 'images' (expected N×H×W×C uint8 images); the file has {z.files}")
-        sl = slice(None, first_n)
-        images = z['images'][sl]
-        arrays = {k: z[k][sl] if k in ('labels', 'clean_labels', 'index') else z[k] for k in z.files if k != 'images'}
+    arrays = load_npz(path)
+    if 'images' not in arrays:
+        raise KeyError(f"{path}: no key 'images' (expected N×H×W×C uint8 images); the file has {sorted(arrays)}")
+    sl = slice(None, first_n)
+    images = arrays.pop('images')[sl]
+    arrays = {k: v[sl] if k in ('labels', 'clean_labels', 'index') else v for k, v in arrays.items()}
     shape_ok = images.ndim == 3 or (images.ndim == 4 and images.shape[-1] in (1, 3, 4))
     if images.dtype != np.uint8 or not shape_ok:
         raise ValueError(f"{path}: key 'images' must be uint8 N×H×W×C (C = 1, 3 or 4) or N×H×W, "
@@ -522,6 +538,8 @@ def _file_labels(path, label_file, label_set, index, own, classes) -> tuple[np.n
     if label_set is None: raise ValueError(f"{label_file}: give label_set, the key of the noisy labels")
     labels = load_label_file(label_file)
     K = len(classes) if classes else None
+    if K is None and 'clean_label' in labels:  # the file's clean labels, all of them, name its classes
+        K = int(label_array(labels, 'clean_label', path=label_file).max(initial=0)) + 1
     noisy = _indexed_labels(labels, label_set, label_file, index, K)
     clean = _indexed_labels(labels, 'clean_label', label_file, index, K) if 'clean_label' in labels else None
     if own is not None and clean is not None and (bad := (own != clean).sum()):
@@ -540,7 +558,7 @@ def _indexed_labels(labels, key, path, index, K):
     "The labels of `key` at `index`, checked."
     a = label_array(labels, key, path=path, num_classes=K)
     if len(index) and (index.min() < 0 or index.max() >= len(a)):
-        raise ValueError(f"{path}: key {CIFARN_KEYS.get(key, key)!r} has {len(a)} labels, "
+        raise ValueError(f"{path}: {_label_name(key)} has {len(a)} labels, "
                          f"but the npz 'index' spans {index.min()}..{index.max()}")
     return a[index]
 
@@ -551,7 +569,8 @@ def from_folder(csv_path:str|Path, # CSV with columns `path`, `label` and option
                 size:int|tuple|None=None, # resize every image to this (H, W); None requires equal sizes
                 name:str|None=None, # the dataset's name (default: the CSV's)
                ) -> NoisyDataset:
-    "A `NoisyDataset` from image files listed in a CSV of `path,label` rows."
+    """A `NoisyDataset` from image files listed in a CSV of `path,label` rows. Labels are class names, any text (`cat`,
+    `3`; numbers sort by value, then names alphabetically); each image is listed once, and every row has a label."""
     csv_path = Path(csv_path)
     rows = _label_rows(csv_path)
     paths = _image_paths(csv_path, rows, Path(root) if root is not None else csv_path.parent)
@@ -567,6 +586,17 @@ def _label_rows(csv_path:Path) -> list[dict]:
     if missing := {'path', 'label'} - set(rows[0]):
         raise KeyError(f"{csv_path}: missing column(s) {sorted(missing)}; "
                        f"expected 'path,label[,clean_label]', got {list(rows[0])}")
+    for col in ('path', 'label'):  # row numbers as a spreadsheet shows them: the header is row 1
+        if empty := [i for i, r in enumerate(rows, start=2) if not (r[col] or '').strip()]:
+            raise ValueError(f"{csv_path}: empty {col!r} in row(s) {_some(empty)}; every row needs a {col}")
+    clean = [i for i, r in enumerate(rows, start=2) if (r.get('clean_label') or '').strip()]
+    if 'clean_label' in rows[0] and 0 < len(clean) < len(rows):
+        missing = sorted(set(range(2, len(rows) + 2)) - set(clean))
+        raise ValueError(f"{csv_path}: 'clean_label' is empty in row(s) {_some(missing)}; give it in every row or none")
+    seen = {}
+    if twice := [f"{r['path']} (rows {seen[r['path']]} and {i})" for i, r in enumerate(rows, start=2)
+                 if seen.setdefault(r['path'], i) != i]:
+        raise ValueError(f"{csv_path}: image(s) listed twice: {_some(twice, 3)}; list each image once")
     return rows
 
 def _image_paths(csv_path:Path, rows:list[dict], root:Path) -> list[Path]:
@@ -578,7 +608,7 @@ def _image_paths(csv_path:Path, rows:list[dict], root:Path) -> list[Path]:
 
 def _row_labels(rows:list[dict]) -> tuple[list[str], Tensor, Tensor|None]:
     "Class names, noisy labels and clean labels (None unless every row has one) of the CSV's rows."
-    has_clean = 'clean_label' in rows[0] and all(r['clean_label'] not in ('', None) for r in rows)
+    has_clean = 'clean_label' in rows[0] and all((r['clean_label'] or '').strip() for r in rows)
     classes = _class_order({r['label'] for r in rows} | ({r['clean_label'] for r in rows} if has_clean else set()))
     cid = {c: i for i, c in enumerate(classes)}
     noisy = torch.tensor([cid[r['label']] for r in rows])
@@ -620,6 +650,8 @@ def split_validation(ds:NoisyDataset, # the training set
     return train, val
 
 # %% ../nbs/01_data.ipynb #aebaa5f0
+NOISE_KINDS = ('symmetric', 'pairflip', 'instance', 'none')
+
 @dataclass
 class DataSpec:
     "Which data a run trains and tests on, as strings (what the command line and `config.json` hold)."
@@ -636,6 +668,17 @@ class DataSpec:
     test: str|None = None # .npz or .csv with true labels; default: CIFAR's test batch, new synthetic images, or none
     difficulty: float|None = None # synthetic only: 0 clear shapes (default; demo 0.5) … 1 faint shapes in heavy noise
     val_fraction: float = 0. # hold out this share of the training images (their given labels) to choose settings on
+
+    def __post_init__(self):
+        "Refuse settings no data can have, naming the setting (the command line's option) and what it must be."
+        bad = lambda name, want: ValueError(f"data setting {name}={getattr(self, name)!r}: expected {want}")
+        if self.n is not None and (not isinstance(self.n, int) or self.n < 1): raise bad('n', 'an integer ≥ 1')
+        if not isinstance(self.num_classes, int) or self.num_classes < 2: raise bad('num_classes', 'an integer ≥ 2')
+        if self.noise not in (None, *NOISE_KINDS): raise bad('noise', f"one of {', '.join(NOISE_KINDS)}")
+        if not 0 <= self.noise_rate < 1: raise bad('noise_rate', '0 ≤ rate < 1')
+        if self.difficulty is not None and not 0 <= self.difficulty <= 1: raise bad('difficulty', '0 ≤ difficulty ≤ 1')
+        if not 0 <= self.val_fraction < 1: raise bad('val_fraction', '0 ≤ fraction < 1')
+        if not isinstance(self.seed, int): raise bad('seed', 'an integer')
 
     def demo_defaults(self) -> DataSpec:
         "Synthetic data get the offline demo's defaults where left open: 2000 images, instance noise, difficulty 0.5."

@@ -17,16 +17,17 @@ from torch import Tensor
 
 from .core import get_device, autocast, progress, read_jsonl, save_torch, seed_everything, set_lr, train_epochs
 from .core import ddp, dist_world, gather_rows, is_main, preset_config, shard, use_bf16
+from .core import PRECISIONS, at_least, between, check_settings, one_of, positive
 from .data import NORMALIZATIONS, NoisyDataset, normalization_stats
 from .augment import AUTOAUGMENT_POLICIES, Augment, Batches, no_augment, strong_augment, weak_augment
-from .models import create_model, data_init, load_weights
+from .models import MODELS, create_model, data_init, load_weights
 from .pretrain import eval_sets, predict_logits
 from .review import ReviewedSplit, apply_decisions
 
 # %% auto #0
-__all__ = ['FINETUNE_PRESETS', 'FinetuneConfig', 'finetune_config', 'finetune_lr', 'stratified_order', 'consistency_loss',
-           'tsa_threshold', 'FinetuneViews', 'finetune_views', 'finetune_epoch', 'finetune_net', 'finetune',
-           'plot_finetune', 'detect_with']
+__all__ = ['FINETUNE_RULES', 'FINETUNE_PRESETS', 'FinetuneConfig', 'finetune_config', 'finetune_lr', 'stratified_order',
+           'consistency_loss', 'tsa_threshold', 'FinetuneViews', 'finetune_views', 'finetune_epoch', 'finetune_net',
+           'finetune', 'plot_finetune', 'detect_with']
 
 # %% ../nbs/08_finetune.ipynb #f0d44569
 @dataclass
@@ -59,6 +60,16 @@ class FinetuneConfig:
     seed: int = 0
     precision: str = 'auto' # 'auto': bf16 autocast + channels-last where bf16 is native (`native_bf16`), else fp32
     compile: bool = False
+
+    def __post_init__(self): check_settings(self, FINETUNE_RULES, 'finetune')
+
+FINETUNE_RULES = dict(  # what each setting must be (`check_settings`); types come from the annotations
+    arch=one_of(*MODELS), lr=positive(), multiplier=positive(), warm_up=at_least(0), epochs=at_least(1),
+    extra_epochs=at_least(0), eta_min=at_least(0), momentum=between(0, 1, open_high=True), weight_decay=at_least(0),
+    clip=positive(), batch_size=at_least(1), batch_unsup=at_least(1), lambda_u=at_least(0), cutout=at_least(0),
+    autoaugment=one_of(*AUTOAUGMENT_POLICIES), labeled_augment=one_of('strong', 'weak'),
+    normalization=one_of(*NORMALIZATIONS), uda_threshold=between(0, 1), uda_temperature=positive(),
+    tsa=one_of('linear', 'log', 'exp'), eval_batch_size=at_least(1), precision=one_of(*PRECISIONS))
 
 FINETUNE_PRESETS = {
     # the report's phase-2 settings (ResNet-34, CIFAR-10N and CIFAR-100N): UDA's AutoAugment policy, fp32, and for
@@ -146,12 +157,7 @@ class FinetuneViews(NamedTuple):
 def finetune_views(ds:NoisyDataset, # the training set (its statistics, for normalization='dataset')
                    cfg:FinetuneConfig, # autoaugment, cutout, labeled_augment, normalization
                   ) -> FinetuneViews:
-    "The views `cfg` asks for, after checking its choices."
-    for name, allowed in (('autoaugment', AUTOAUGMENT_POLICIES), ('normalization', NORMALIZATIONS)):
-        if getattr(cfg, name) not in allowed:
-            raise ValueError(f"finetune setting {name}={getattr(cfg, name)!r}: expected one of {', '.join(allowed)}")
-    if cfg.labeled_augment not in ('strong', 'weak'):
-        raise ValueError(f"labeled_augment {cfg.labeled_augment!r}: expected 'strong' or 'weak'")
+    "The views `cfg` asks for (its choices were checked when it was made: `FINETUNE_RULES`)."
     mean, std = normalization_stats(ds, cfg.normalization)
     strong = replace(strong_augment(mean, std, policy=cfg.autoaugment), cutout=cfg.cutout)
     weak = weak_augment(mean, std)

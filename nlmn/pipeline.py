@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_pipeline.ipynb #36ccb756
 from __future__ import annotations
-import json, resource, sys, time
+import contextlib, dataclasses, json, resource, sys, time
 from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,9 +15,9 @@ import torch
 from fastcore.basics import patch
 
 import nlmn.finetune, nlmn.pretrain  # the stage functions, module-qualified: `Pipeline.pretrain`/`.finetune` are stages
-from .core import (RunDir, atomic_write, barrier, get_device, init_distributed, is_main, load_json, load_npz, log,
-                   on_main, read_jsonl, save_csv, save_json, save_npz)
-from .data import DataSpec, NoisyDataset, load_data, noise_stats, plot_transition
+from .core import (RunDir, RunLock, SettingError, atomic_write, barrier, check_writable, get_device, init_distributed,
+                   is_main, load_json, load_npz, log, on_main, read_jsonl, save_csv, save_json, save_npz)
+from .data import DataSpec, NoisyDataset, label_array, load_data, load_label_file, noise_stats, plot_transition
 from .augment import no_augment
 from .models import create_model, load_weights
 from .pretrain import PretrainConfig, plot_pretrain, pretrain_config
@@ -28,9 +28,9 @@ from .review import apply_decisions, decisions_path, load_decisions
 from .finetune import FinetuneConfig, finetune_config, plot_finetune
 
 # %% auto #0
-__all__ = ['PIPELINE_PRESETS', 'STAGES', 'DISTRIBUTED_STAGES', 'CONFIG_VERSION', 'DETECTOR_NAMES', 'REPORTED_STAGES',
-           'REPORT_ANCHORS', 'CE_ANCHORS', 'DIVIDEMIX_ANCHORS', 'BENCH_COLUMNS', 'resolve_config', 'Pipeline',
-           'flagged_grid', 'rule_id', 'seed_summary', 'bench']
+__all__ = ['PIPELINE_PRESETS', 'STAGES', 'DISTRIBUTED_STAGES', 'CONFIG_VERSION', 'STAGE_SETTINGS', 'DETECTOR_NAMES',
+           'REPORTED_STAGES', 'REPORT_ANCHORS', 'CE_ANCHORS', 'DIVIDEMIX_ANCHORS', 'BENCH_COLUMNS', 'resolve_config',
+           'check_config', 'Pipeline', 'flagged_grid', 'rule_id', 'seed_summary', 'bench']
 
 # %% ../nbs/09_pipeline.ipynb #1c179212
 _REFERENCE_SIMIFEAT = dict(precision='fp32', hoc_iterate='last')  # as the reference SimiFeat code
@@ -61,12 +61,18 @@ DISTRIBUTED_STAGES = ('pretrain', 'baseline_ce', 'baseline_clean', 'features', '
 # 3: data.val_fraction, baselines; 2: pretrain.epochs counts epochs, stage-3 precision, policy, HOC iterate
 CONFIG_VERSION = 4
 
+_BOOLS = {'1': True, 'true': True, 'yes': True, 'on': True, '0': False, 'false': False, 'no': False, 'off': False}
+
 def _parse_value(text:str, current):
-    "A command-line string as the type of the setting it replaces."
+    "A command-line string as the type of the setting it replaces (`check_settings` then checks the value itself)."
     if text.lower() in ('none', 'null'): return None
-    if isinstance(current, bool): return text.lower() in ('1', 'true', 'yes', 'on')
-    if isinstance(current, int): return int(text)
-    if isinstance(current, float): return float(text)
+    if isinstance(current, bool):
+        if text.lower() not in _BOOLS: raise ValueError("expected true or false")
+        return _BOOLS[text.lower()]
+    try:
+        if isinstance(current, int): return int(text)
+        if isinstance(current, float): return float(text)
+    except ValueError: raise ValueError(f"expected {'an integer' if isinstance(current, int) else 'a number'}") from None
     if isinstance(current, str): return text
     try: return json.loads(text)
     except json.JSONDecodeError: return text
@@ -80,7 +86,8 @@ def _apply_override(cfg:dict, item:str):
         raise ValueError(f"override {item!r}: unknown stage {stage!r}, expected one of {', '.join(cfg)}")
     if setting not in cfg[stage]:
         raise ValueError(f"override {item!r}: {stage} has no setting {setting!r}; it has {', '.join(cfg[stage])}")
-    cfg[stage][setting] = _parse_value(text, cfg[stage][setting])
+    try: cfg[stage][setting] = _parse_value(text, cfg[stage][setting])
+    except ValueError as e: raise ValueError(f"override {item!r}: {e}") from None
 
 def resolve_config(preset:str='demo', # a key of `PIPELINE_PRESETS`
                    data:DataSpec|None=None, # the data (default: `DataSpec()`)
@@ -103,7 +110,28 @@ def resolve_config(preset:str='demo', # a key of `PIPELINE_PRESETS`
         cfg['finetune']['arch'] = cfg['pretrain']['arch']  # it fine-tunes net1
     baselines = p.get('baselines', False) if baselines is None else baselines
     run = dict(version=CONFIG_VERSION, preset=preset, data=asdict(data or DataSpec()), baselines=baselines, **cfg)
+    check_config(run)  # every override's value, now, before any work
     return json.loads(json.dumps(run))
+
+STAGE_SETTINGS = dict(pretrain=PretrainConfig, detect=SimiFeatConfig, finetune=FinetuneConfig,
+                      final_detect=SimiFeatConfig)
+
+def check_config(config:dict, # a run's settings, as `resolve_config` makes them or `config.json` holds them
+                 source:str='', # where they came from, for messages (e.g. the config.json path)
+                ):
+    "Raise a `ValueError` naming the key, its value and what it must be, for the first bad setting of `config`."
+    where = f"{source}: " if source else ''
+    expected = {'version', 'preset', 'data', 'baselines', *STAGE_SETTINGS}
+    if unknown := sorted(set(config) - expected): raise ValueError(f"{where}unknown key(s) {unknown}; expected {sorted(expected)}")
+    if missing := sorted(expected - set(config) - {'baselines'}): raise ValueError(f"{where}missing key(s) {missing}")
+    for name, cls in (('data', DataSpec), *STAGE_SETTINGS.items()):
+        section, fields = config[name], {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(section, dict): raise ValueError(f"{where}key {name!r}: expected an object of settings")
+        if unknown := sorted(set(section) - fields):
+            raise ValueError(f"{where}unknown setting(s) {', '.join(f'{name}.{k}' for k in unknown)}")
+        try: cls(**section)
+        except SettingError as e: raise ValueError(f"{where}{e.at(name)}") from None
+        except ValueError as e: raise ValueError(f"{where}{e}") from None
 
 # %% ../nbs/09_pipeline.ipynb #d879d3bf
 def _diff(a:dict, b:dict, prefix:str='') -> list[str]:
@@ -123,22 +151,35 @@ def _peak_rss_mb() -> float:
 def _run_config(path:Path, config:dict|None, resume:bool) -> dict:
     "The configuration of the run in `path`: the stored one (`config` None), or `config` if `path` may take it."
     cfg_path = path/'config.json'
+    if path.exists() and not path.is_dir(): raise NotADirectoryError(f"{path}: is a file, expected a run directory")
+    RunLock(path).check_free()  # another process runs here: say so at once, naming it
     if config is None:
         if not cfg_path.exists(): raise FileNotFoundError(f"{path}: not an nlmn run directory (no config.json)")
         config = load_json(cfg_path)
+        if not isinstance(config, dict): raise ValueError(f"{cfg_path}: expected a JSON object of settings")
         if config.get('version') != CONFIG_VERSION:
             raise ValueError(f"{cfg_path}: made by another nlmn version (configuration version "
                              f"{config.get('version', 1)}, this nlmn reads {CONFIG_VERSION}); its settings would mean "
                              "other things now: start a new run directory")
+        check_config(config, cfg_path)
     elif cfg_path.exists():
         if not resume:
             raise ValueError(f"{path}: holds a run already; pass --resume to continue it, or choose another directory")
         if diff := _diff(load_json(cfg_path), config):
             raise ValueError(f"{path}: holds a run of another configuration ({'; '.join(diff[:4])}); continue it with "
                              f"`nlmn resume {path}` or choose another directory")
-    elif path.exists() and any(path.iterdir()):
+    elif path.exists() and any(p.name != '.lock' for p in path.iterdir()):
         raise ValueError(f"{path}: exists, is not empty and holds no config.json: not a run directory")
     return config
+
+def _check_against_data(config:dict, train:NoisyDataset):
+    "Settings that only the data can refuse (k-NN sizes), checked before any work."
+    n = len(train)
+    for stage in ('detect', 'final_detect'):
+        c = config[stage]
+        if c['k'] >= n: raise ValueError(f"setting {stage}.k={c['k']}: expected < {n}, the training images")
+        if c['subset_size'] is not None and c['subset_size'] > n:
+            raise ValueError(f"setting {stage}.subset_size={c['subset_size']}: expected ≤ {n}, the training images")
 
 class Pipeline:
     "A run directory, its configuration and data; one method per stage, `run` does what is left in order."
@@ -149,14 +190,36 @@ class Pipeline:
                  device:str|None=None, # default: the best available
                  quiet:bool=False, # no progress bars or per-epoch lines
                 ):
+        get_device(device)  # an unknown or absent device fails first
         init_distributed(device)  # under torchrun: join the other processes (rank 0 checks, writes and logs)
         self.path, self.device, self.quiet = Path(path), device, quiet or not is_main()
         self.config = config = on_main(_run_config, self.path, config, resume)
+        if not (self.path/'config.json').exists(): on_main(check_writable, self.path)  # a new run: before any work
         self.spec = DataSpec(**config['data'])
         self.train, self.val, self.test = load_data(self.spec)  # bad data fail here, before the run directory exists
-        self.run_dir = RunDir(self.path)
-        if is_main() and not (self.path/'config.json').exists(): save_json(self.path/'config.json', config)
+        on_main(_check_against_data, config, self.train)
+        self._lock, self._healed = RunLock(self.path), False
+        if not (self.path/'config.json').exists(): on_main(self._start, config, resume)  # nothing written before this
         barrier()
+        self.run_dir = RunDir(self.path)
+
+    def _start(self, config:dict, resume:bool):
+        "Write a new run's config.json, under the lock (a second process with other settings is refused, not mixed)."
+        with self._lock:
+            _run_config(self.path, config, resume)  # again, now that no other process can write
+            if not (self.path/'config.json').exists(): save_json(self.path/'config.json', config)
+
+    @contextlib.contextmanager
+    def writing(self):
+        "Hold the run directory while stages write (rank 0 takes its lock; re-entrant)."
+        on_main(self._hold)
+        try: yield self
+        finally: on_main(self._lock.__exit__, None, None, None)
+
+    def _hold(self):
+        "Take the lock; the first time, heal the directory (`RunDir.heal`: stale .tmp files, unreadable done.json)."
+        self._lock.__enter__()
+        if not self._healed: self.run_dir.heal(); self._healed = True
 
     def done(self, stage:str) -> bool: return self.run_dir.is_done(stage)
     def summary(self, stage:str) -> dict: return self.run_dir.summary(stage)
@@ -169,28 +232,31 @@ class Pipeline:
             if not self.done(r):
                 raise ValueError(f"{self.path}: stage '{name}' needs stage '{r}', which has not finished "
                                  f"(run `nlmn {r} {self.path}` or `nlmn resume {self.path}`)")
-        log(f"── {name} ──", self.quiet)
-        t0 = time.perf_counter()
-        summary = fn(self.dir(name)) if name in DISTRIBUTED_STAGES else on_main(fn, self.dir(name))
-        if is_main():
-            summary |= dict(seconds=summary.pop('seconds', time.perf_counter() - t0), peak_rss_mb=_peak_rss_mb(),
-                            finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
-            if torch.cuda.is_available(): summary['peak_cuda_mb'] = torch.cuda.max_memory_allocated() / 2**20
-            self.run_dir.mark_done(name, **summary)
-        barrier()
+        with self.writing():
+            if self.done(name): return self.summary(name)  # healing may have set an unreadable done.json aside
+            log(f"── {name} ──", self.quiet)
+            t0 = time.perf_counter()
+            summary = fn(self.dir(name)) if name in DISTRIBUTED_STAGES else on_main(fn, self.dir(name))
+            if is_main():
+                summary |= dict(seconds=summary.pop('seconds', time.perf_counter() - t0), peak_rss_mb=_peak_rss_mb(),
+                                finished=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+                if torch.cuda.is_available(): summary['peak_cuda_mb'] = torch.cuda.max_memory_allocated() / 2**20
+                self.run_dir.mark_done(name, **summary)
+            barrier()
         return self.summary(name)
 
     def redo(self, stage:str):
         "Move `stage`'s folder and those of the finished stages after it aside (to `_old/`), so they run again."
         if stage not in STAGES: raise ValueError(f"unknown stage {stage!r}: expected one of {', '.join(STAGES)}")
         stamp = datetime.now().strftime('%Y%m%d-%H%M%S')
-        for s in STAGES[STAGES.index(stage):] if is_main() else ():
-            if (self.path/s).exists() and (s == stage or self.done(s)):
-                (dest := self.path/'_old'/stamp).mkdir(parents=True, exist_ok=True)
-                (self.path/s).rename(dest/s)
-        if is_main() and stage != 'report' and (self.path/'report.md').exists():
-            (self.path/'report.md').unlink()  # it no longer describes the run
-        barrier()
+        with self.writing():
+            for s in STAGES[STAGES.index(stage):] if is_main() else ():
+                if (self.path/s).exists() and (s == stage or self.done(s)):
+                    (dest := self.path/'_old'/stamp).mkdir(parents=True, exist_ok=True)
+                    (self.path/s).rename(dest/s)
+            if is_main() and stage != 'report' and (self.path/'report.md').exists():
+                (self.path/'report.md').unlink()  # it no longer describes the run
+            barrier()
 
     def __repr__(self):
         return f"Pipeline({str(self.path)!r}, {self.config['preset']}: done {[s for s in STAGES if self.done(s)]})"
@@ -555,10 +621,11 @@ def write_report(self:Pipeline) -> Path:
 
 @patch
 def report(self:Pipeline) -> dict:
-    "Write (or rewrite) `report.md`: always, since it only reads the other stages."
+    "Write (or rewrite) `report.md`: always, since it only reads the other stages (rank 0: `run` calls it there)."
     t0 = time.perf_counter()
-    path = self.write_report()
-    self.run_dir.mark_done('report', path=str(path), seconds=time.perf_counter() - t0, peak_rss_mb=_peak_rss_mb())
+    with self._lock:
+        path = self.write_report()
+        self.run_dir.mark_done('report', path=str(path), seconds=time.perf_counter() - t0, peak_rss_mb=_peak_rss_mb())
     return self.summary('report')
 
 @patch
@@ -567,13 +634,16 @@ def run(self:Pipeline, until:str|None=None, # stop after this stage (e.g. 'detec
     "Run the stages that have not finished, in order; the summaries of all finished stages."
     if until is not None and until not in STAGES:
         raise ValueError(f"unknown stage {until!r}: expected one of {', '.join(STAGES)}")
-    for st in STAGES:
-        if st == 'report': on_main(self.report)
-        else: getattr(self, st)()
-        if st == 'pretrain' and self.config.get('baselines'):  # beside stage 1: CE on the noisy and the clean labels
-            self.baseline_ce()
-            if self.train.clean_labels is not None: self.baseline_clean()
-        if st == until: break
+    todo = STAGES[:STAGES.index(until) + 1] if until else STAGES
+    # one hold of the run directory for all the stages left (a finished run, even a read-only one, writes nothing)
+    with self.writing() if any(not self.done(st) for st in todo) else contextlib.nullcontext():
+        for st in todo:
+            if st == 'report':
+                if not self.done('report'): on_main(self.report)
+            else: getattr(self, st)()
+            if st == 'pretrain' and self.config.get('baselines'):  # beside stage 1: CE on the noisy and clean labels
+                self.baseline_ce()
+                if self.train.clean_labels is not None: self.baseline_clean()
     return {st: self.summary(st) for st in STAGES if self.done(st)}
 
 # %% ../nbs/09_pipeline.ipynb #37a72d84
@@ -648,7 +718,9 @@ def bench(images:str, # npz of images (`images` N×H×W×C uint8) with an `index
         return resolve_config(preset, spec, overrides=(overrides or []) + seeded)
     open_run = lambda ls, offset: Pipeline(out/(ls if offset == 0 else f'{ls}-seed{offset}'), config(ls, offset),
                                            resume=True, device=device, quiet=quiet)
-    for ls in label_sets: config(ls)  # bad presets or overrides fail before anything runs
+    for ls in label_sets: config(ls)  # bad presets or overrides fail before anything runs, and so do label sets
+    labels = load_label_file(label_file)  # the file has every label set asked for
+    for ls in label_sets: label_array(labels, ls, path=label_file)
     rows, detector_tables = [], {}
     for offset in range(seeds):
         ceiling = open_run('clean', offset)

@@ -17,15 +17,16 @@ from torch import Tensor
 
 from .core import autocast, get_device, preset_config, progress, read_jsonl, save_npz, save_torch, seed_everything
 from .core import ddp, dist_world, gather_rows, is_main, on_main, set_lr, shard, train_epochs, use_bf16
+from .core import PRECISIONS, at_least, between, check_settings, one_of, positive
 from .data import NoisyDataset
 from .augment import Augment, Batches, no_augment, weak_augment
-from .models import create_model, data_init
+from .models import MODELS, create_model, data_init
 
 # %% auto #0
-__all__ = ['PRETRAIN_PRESETS', 'PretrainConfig', 'pretrain_config', 'sharpen', 'mixup', 'mix_coefficient', 'soft_ce',
-           'unlabeled_mse', 'linear_rampup', 'uniform_prior_penalty', 'neg_entropy', 'gmm_clean_prob', 'co_divide',
-           'pretrain_lr', 'pretrain_nets', 'warm_up_epoch', 'predict_logits', 'ensemble_accuracy', 'dividemix_epoch',
-           'split_quality', 'gmm_splits', 'pretrain_epoch', 'eval_sets', 'pretrain', 'plot_pretrain',
+__all__ = ['PRETRAIN_RULES', 'PRETRAIN_PRESETS', 'PretrainConfig', 'pretrain_config', 'sharpen', 'mixup', 'mix_coefficient',
+           'soft_ce', 'unlabeled_mse', 'linear_rampup', 'uniform_prior_penalty', 'neg_entropy', 'gmm_clean_prob',
+           'co_divide', 'pretrain_lr', 'pretrain_nets', 'warm_up_epoch', 'predict_logits', 'ensemble_accuracy',
+           'dividemix_epoch', 'split_quality', 'gmm_splits', 'pretrain_epoch', 'eval_sets', 'pretrain', 'plot_pretrain',
            'benchmark_pretrain']
 
 # %% ../nbs/04_pretrain.ipynb #efa9c72f
@@ -55,6 +56,15 @@ class PretrainConfig:
     seed: int = 123
     precision: str = 'auto' # 'auto': bf16 autocast + channels-last where bf16 is native (CUDA, AMX CPUs), else 'fp32'
     compile: bool = False # torch.compile the nets (CUDA: faster after the first epoch)
+
+    def __post_init__(self): check_settings(self, PRETRAIN_RULES, 'pretrain')
+
+PRETRAIN_RULES = dict(  # what each setting must be (`check_settings`); types come from the annotations
+    method=one_of('dividemix', 'ce'), arch=one_of(*MODELS), warm_up=at_least(0), epochs=at_least(1), lr=positive(),
+    lr_decay_epoch=at_least(0), lr_schedule=one_of('step', 'linear'), momentum=between(0, 1, open_high=True),
+    label_smoothing=between(0, 1, open_high=True), weight_decay=at_least(0), batch_size=at_least(1), T=positive(),
+    alpha=positive(), p_threshold=between(0, 1), lambda_u=at_least(0), rampup=at_least(0), eval_batch_size=at_least(1),
+    precision=one_of(*PRECISIONS))
 
 PRETRAIN_PRESETS = {
     # the report's DivideMix runs (the settings of its run scripts), fp32 as all its stages

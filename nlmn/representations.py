@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from .core import atomic_write, autocast, gather_rows, get_device, is_main, load_npz, log, save_npz, use_bf16
+from .core import (atomic_write, autocast, gather_rows, get_device, is_main, load_cached, load_npz, log, save_npz,
+                   use_bf16)
 from .augment import Augment, no_augment
 
 # %% auto #0
@@ -86,8 +87,7 @@ class FeatureRounds:
     def __call__(self, r:int) -> Tensor:
         "Features of round `r` (computed, or read from the cache)."
         path = None if self.cache is None else self.cache/f'round_{r:02d}.npz'
-        if path is not None and path.exists():
-            d = load_npz(path)
+        if path is not None and (d := load_cached(path, _round_file)) is not None:
             if str(d.get('fingerprint', '')) == self.fingerprint: return torch.from_numpy(d['features']).float()
         gen = torch.Generator(self.device).manual_seed(self.seed * 1000 + r)
         f = extract_features(self.model, self.images, aug=self.aug, batch_size=self.bs, device=self.device, gen=gen,
@@ -107,6 +107,12 @@ class FeatureRounds:
             bf16 = use_bf16(self.precision, self.device)
             self._fp = _features_key(self.model, self.images, self.aug, bf16, seed=self.seed)
         return self._fp
+
+def _round_file(path:Path) -> dict:
+    "A round's cache file, checked: its arrays are there."
+    d = load_npz(path)
+    if 'features' not in d or d['features'].ndim != 2: raise ValueError(f"{path}: not a round's features file")
+    return d
 
 # %% ../nbs/05_representations.ipynb #3db43ae0
 def save_features(path:str|Path, # the `.npz` file
@@ -145,10 +151,8 @@ def cached_features(path:str|Path, # the `.npz` in the run directory
     "Features (N×D) and logits (N×K) of `images`: from `path` if made by this model, images and `aug`, else computed."
     aug, path = aug or no_augment(), Path(path)
     key = _features_key(model, images, aug, use_bf16(precision, get_device(device)))
-    if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            made_from = str(z['fingerprint']) if 'fingerprint' in z.files else ''
-        if made_from == key: return load_features(path, len(images))
+    if (cached := load_cached(path, lambda p: (load_npz(p), load_features(p, len(images))))) is not None:
+        if str(cached[0].get('fingerprint', '')) == key: return cached[1]
         log(f"{path}: made from other weights, images or preprocessing: recomputing", quiet)
     both = lambda xs: torch.cat(extract_features(model, xs, aug=aug, batch_size=batch_size, device=device, logits=True,
                                                  precision=precision), 1)  # features | logits: one gather
@@ -187,12 +191,17 @@ def umap_embed(features:Tensor|np.ndarray, # N×D
         raise ValueError(f"UMAP needs N×D features with N ≥ 4, got shape {tuple(features.shape)}")
     params = dict(n_neighbors=n_neighbors, min_dist=min_dist, seed=seed, max_points=max_points, metric=metric)
     path = None if cache is None else Path(cache)/f'umap_{_fingerprint(features, **params)}.npz'
-    if path is not None and path.exists():
-        d = load_npz(path); return d['embedding'], d['indices']
+    if path is not None and (d := load_cached(path, _embedding_file)) is not None: return d['embedding'], d['indices']
     idx = _umap_subset(len(features), max_points, seed)
     emb = _fit_umap(features[idx].numpy(), n_neighbors, min_dist, metric, seed)
     if path is not None: save_npz(path, embedding=emb, indices=idx, **{k: np.array(v) for k, v in params.items()})
     return emb, idx
+
+def _embedding_file(path:Path) -> dict:
+    "An embedding's cache file, checked: its arrays are there."
+    d = load_npz(path)
+    if {'embedding', 'indices'} - set(d): raise ValueError(f"{path}: not an embedding file")
+    return d
 
 # %% ../nbs/05_representations.ipynb #71b964e4
 COLOURS = dict(

@@ -12,15 +12,10 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from .core import RunDir, load_csv, save_csv
+from .core import RunDir, file_locks, load_csv, read_text, save_csv, try_lock, unlock
 from .data import NoisyDataset
 from .representations import COLOURS, image_png
 from .simifeat import Detection
-
-try: import fcntl  # POSIX
-except ImportError: fcntl = None
-try: import msvcrt  # Windows
-except ImportError: msvcrt = None
 
 # %% auto #0
 __all__ = ['DECISIONS', 'DECISION_COLUMNS', 'decisions_path', 'save_decisions', 'load_decisions', 'decisions_lock',
@@ -54,7 +49,7 @@ def save_decisions(path:str|Path, # the `.csv` file
 def _check_columns(path:Path):
     "Fail unless `path` exists and its header has the required columns"
     if not path.exists(): raise FileNotFoundError(f"{path}: no such decisions file")
-    with open(path, newline='', encoding='utf-8') as f: header = next(csv.reader(f), [])
+    header = next(csv.reader(read_text(path).splitlines()), [])
     if missing := [c for c in _REQUIRED if c not in header]:
         raise ValueError(f"{path}: missing column(s) {missing}; "
                          f"a decisions file has the columns {', '.join(DECISION_COLUMNS)}")
@@ -127,39 +122,25 @@ def load_decisions(path:str|Path, # a decisions CSV (see `save_decisions`)
     return {i: (d, label) for i, (d, label, _) in _read_decisions(path, ds).items()}
 
 # %% ../nbs/07_review.ipynb #113b4ca1
-def _try_lock(f) -> bool:
-    "Take the exclusive lock on the open file `f` if it is free; False if another process (or file object) holds it."
-    if fcntl is not None:
-        try: fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB); return True
-        except BlockingIOError: return False
-    f.seek(0)
-    try: msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1); return True
-    except OSError: return False
-
-def _unlock(f):
-    "Release the lock `_try_lock` took on `f`."
-    if fcntl is not None: fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-    else: f.seek(0); msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
-
 @contextlib.contextmanager
 def decisions_lock(path:str|Path, # the decisions `.csv` file
                    timeout:float=30, # seconds to wait while another browser writes
                   ):
     "Hold the exclusive lock of the decisions file `path`: `flock` (POSIX) or `msvcrt.locking` (Windows) on `path.lock`"
     lock = Path(f'{path}.lock')
-    if fcntl is None and msvcrt is None:
+    if not file_locks():
         raise RuntimeError(f"{lock}: this platform has no file locks (neither fcntl nor msvcrt), "
                            "so decisions cannot be saved safely")
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, 'a+b') as f:  # never deleted: removing a lock file while others wait on it would let two writers in
         deadline = time.monotonic() + timeout
-        while not _try_lock(f):
+        while not try_lock(f):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{lock}: still locked after {timeout:g} s "
                                    f"(another browser writing {Path(path).name}?)")
             time.sleep(0.002)
         try: yield lock
-        finally: _unlock(f)
+        finally: unlock(f)
 
 def _stamped(record:tuple, now:str) -> tuple:
     "(decision, label, time): `record`, stamped with `now` unless it carries its own time"

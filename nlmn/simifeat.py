@@ -14,16 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import PRECISIONS, get_device, load_npz, log, progress, save_npz
+from .core import PRECISIONS, at_least, between, check_settings, get_device, load_npz, log, one_of, positive, progress, save_npz
 from .data import NORMALIZATIONS, NoisyDataset, normalization_stats
 from .augment import simifeat_augment
 from .representations import FeatureRounds
 
 # %% auto #0
-__all__ = ['KNN_BACKENDS', 'HOC_ITERATES', 'knn', 'faiss_knn', 'soft_labels', 'knn_soft_labels', 'vote_rule', 'rank_rule',
-           'consensus_counts', 'fit_hoc', 'clustered_features', 'SimiFeatConfig', 'Detection', 'fixed_feature_rounds',
-           'simifeat_rounds', 'simifeat', 'detection_metrics', 'gmm_detector', 'disagreement_detector',
-           'cleanlab_detector', 'compare_detectors', 'format_table']
+__all__ = ['KNN_BACKENDS', 'HOC_ITERATES', 'SIMIFEAT_RULES', 'knn', 'faiss_knn', 'soft_labels', 'knn_soft_labels', 'vote_rule',
+           'rank_rule', 'consensus_counts', 'fit_hoc', 'clustered_features', 'SimiFeatConfig', 'Detection',
+           'fixed_feature_rounds', 'simifeat_rounds', 'simifeat', 'detection_metrics', 'gmm_detector',
+           'disagreement_detector', 'cleanlab_detector', 'compare_detectors', 'format_table']
 
 # %% ../nbs/06_simifeat.ipynb #068a72e8
 def _check_inputs(features:Tensor, noisy_labels:Tensor, num_classes:int, k:int):
@@ -278,12 +278,13 @@ class SimiFeatConfig:
     nprobe: int = 32 # faiss k-NN: inverted lists searched per query (more: slower, closer to exact)
     seed: int = 0
 
-    def __post_init__(self):
-        for name, allowed in (('method', ('vote', 'rank')), ('hoc_iterate', HOC_ITERATES), ('precision', PRECISIONS),
-                              ('normalization', NORMALIZATIONS), ('knn', KNN_BACKENDS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"SimiFeat setting {name}={getattr(self, name)!r}: "
-                                 f"expected one of {', '.join(allowed)}")
+    def __post_init__(self): check_settings(self, SIMIFEAT_RULES, 'detect')
+
+SIMIFEAT_RULES = dict(  # what each setting must be (`check_settings`); types come from the annotations
+    method=one_of('vote', 'rank'), k=at_least(2), rounds=at_least(1), threshold=between(0, 1), Tii_offset=positive(),
+    hoc_G=at_least(1), hoc_sample_size=at_least(2), hoc_iterate=one_of(*HOC_ITERATES), subset_size=at_least(2),
+    rotate=at_least(0), precision=one_of(*PRECISIONS), normalization=one_of(*NORMALIZATIONS),
+    knn=one_of(*KNN_BACKENDS), nprobe=at_least(1))
 
 @dataclass
 class Detection:

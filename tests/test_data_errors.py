@@ -31,7 +31,7 @@ def test_label_file_missing_key(tmp_path, npz_and_labels):
     path, labels, _ = npz_and_labels
     lf = _save(tmp_path, {'clean_label': labels['clean_label']})
     with pytest.raises(KeyError,
-                       match=r"labels\.pt: no key 'worse_label' \(label set 'worst'\); the file has \['clean_label'\]"):
+                       match=r"labels\.pt: no label set 'worst' \(key 'worse_label'\); the file has \['clean_label'\]"):
         from_npz(path, lf, 'worst')
 
 
@@ -39,7 +39,7 @@ def test_label_file_wrong_length(tmp_path, npz_and_labels):
     path, labels, _ = npz_and_labels
     lf = _save(tmp_path, {k: v[:100] for k, v in labels.items()})
     with pytest.raises(ValueError,
-                       match=r"labels\.pt: key 'worse_label' has 100 labels, but the npz 'index' spans 0\.\.299"):
+                       match=r"labels\.pt: label set 'worst' \(key 'worse_label'\) has 100 labels, but the npz 'index' spans 0\.\.299"):
         from_npz(path, lf, 'worst')
 
 
@@ -47,7 +47,7 @@ def test_labels_out_of_range(tmp_path, npz_and_labels):
     path, labels, _ = npz_and_labels
     bad = dict(labels, worse_label=labels['worse_label'] + 10)
     np.savez(tmp_path/'named.npz', **dict(np.load(path)), classes=np.array([str(c) for c in range(10)]))
-    with pytest.raises(ValueError, match=r"labels\.pt: key 'worse_label' has labels \d+\.\.\d+, expected 0\.\.9"):
+    with pytest.raises(ValueError, match=r"labels\.pt: label set 'worst' \(key 'worse_label'\) has labels \d+\.\.\d+, expected 0\.\.9 \(10 classes\)"):
         from_npz(tmp_path/'named.npz', _save(tmp_path, bad), 'worst')
 
 
@@ -96,7 +96,7 @@ def test_non_image_npz(tmp_path):
 
 def test_npz_pickled_object_is_refused(tmp_path):
     np.savez(tmp_path/'obj.npz', images=np.zeros((2, 4, 4, 3), dtype=np.uint8), labels=np.array([{}, {}], dtype=object))
-    with pytest.raises(ValueError, match='allow_pickle'):
+    with pytest.raises(ValueError, match="obj.npz: array 'labels' cannot be read \\(an object array, which would need pickle\\)"):
         from_npz(tmp_path/'obj.npz')
 
 

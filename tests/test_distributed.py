@@ -1,6 +1,7 @@
 """Several processes on the CPU (torchrun, gloo): the helpers of `nlmn.core` in two real processes; a DDP run of
 `cpu-tiny` against a one-process run; a killed DDP run resumed to the end."""
 import os, signal, subprocess, sys, time
+from pathlib import Path
 
 import pytest
 import torch
@@ -57,6 +58,23 @@ def one_process(tmp_path_factory):
     assert r.returncode == 0, r.stderr
     return out
 
+def _kill_workers(out, timeout:float=30):
+    "SIGKILL every process whose command line names the run directory `out`, and wait until they are gone."
+    def running():
+        pids = []
+        for d in Path('/proc').iterdir():
+            try:
+                if d.name.isdigit() and str(out) in (d/'cmdline').read_bytes().decode(errors='replace'): pids.append(int(d.name))
+            except OSError: pass  # ended meanwhile
+        return pids
+    deadline = time.time() + timeout
+    while pids := running():
+        for pid in pids:
+            try: os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError: pass
+        assert time.time() < deadline, f'workers {pids} outlived SIGKILL'
+        time.sleep(0.1)
+
 @pytest.fixture(scope='module')
 def ddp_resumed(tmp_path_factory):
     "A 2-process run killed (SIGKILL, launcher and workers) after two pretraining epochs, then resumed on 2 processes."
@@ -69,6 +87,7 @@ def ddp_resumed(tmp_path_factory):
         assert time.time() < deadline, 'no two epochs in 10 minutes'
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL); proc.wait()
+    _kill_workers(out)  # torchrun starts each worker in a session of its own: the group kill misses them
     assert not (out/'pretrain'/'done.json').exists(), 'killed too late: pretraining had finished'
     logged = read_jsonl(metrics)
     r = subprocess.run(NLMN + ['resume', str(out), '--quiet', '--nproc', '2'], env=TWO, capture_output=True, text=True,

@@ -84,7 +84,7 @@ def test_labeled_view_follows_the_switch():
     strong, weak = make('strong').labeled, make('weak').labeled
     assert strong.autoaugment and strong.cutout == 16
     assert not weak.autoaugment and weak.cutout == 0 and weak.crop == 4 and weak.flip
-    with pytest.raises(ValueError, match="labeled_augment 'autoaugment': expected 'strong' or 'weak'"):
+    with pytest.raises(ValueError, match="setting finetune.labeled_augment='autoaugment': expected one of strong, weak"):
         make('autoaugment')
 
 
@@ -98,7 +98,7 @@ def test_strong_view_policy_and_normalization_follow_the_config():
     own = make(autoaugment='torchvision')
     assert (own.strong.autoaugment == 'torchvision'
             and own.weak.mean == train.normalization[0] != (0.4914, 0.4822, 0.4465))
-    with pytest.raises(ValueError, match="finetune setting autoaugment='rand': expected one of uda, torchvision"):
+    with pytest.raises(ValueError, match="setting finetune.autoaugment='rand': expected one of uda, torchvision"):
         make(autoaugment='rand')
 
 
