@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #5293f28b
 from __future__ import annotations
-import contextlib, csv, dataclasses, json, os, random, tempfile, time
+import contextlib, csv, dataclasses, json, os, random, sys, tempfile, time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -30,17 +30,19 @@ def get_device(device:str|torch.device|None=None, # 'cuda', 'cuda:1', 'mps', 'cp
     if torch.cuda.is_available(): return torch.device('cuda')
     return torch.device('mps' if _mps_available() else 'cpu')
 
+_DEVICES = 'expected cpu, cuda, cuda:N or mps'
+
 def _asked_device(device:str|torch.device) -> torch.device:
     "`device` as a `torch.device`; a device torch does not know, or one this machine lacks, is refused at once."
     try: device = torch.device(device)
-    except (RuntimeError, TypeError): raise ValueError(f"device {device!r}: expected cpu, cuda, cuda:N or mps") from None
+    except (RuntimeError, TypeError): raise ValueError(f"device {device!r}: {_DEVICES}") from None
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"device {device}: asked for, but this machine has no CUDA (torch {torch.__version__}); "
                          "leave --device out to use the best available")
     if device.type == 'cuda' and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if device.type == 'mps' and not _mps_available(): raise ValueError(f"device mps: asked for, but MPS is not available")
-    if device.type not in ('cpu', 'cuda', 'mps'): raise ValueError(f"device {device}: expected cpu, cuda, cuda:N or mps")
+    if device.type == 'mps' and not _mps_available(): raise ValueError("device mps: asked for, but MPS is not available")
+    if device.type not in ('cpu', 'cuda', 'mps'): raise ValueError(f"device {device}: {_DEVICES}")
     return device
 
 def _mps_available() -> bool:
@@ -323,8 +325,7 @@ def load_torch(path:str|Path, # the `.pt` / `.pth` / `.pth.tar` file
     if not path.exists(): raise FileNotFoundError(f"{path}: no such file")
     try: return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        why = f"{type(e).__name__}: {str(e).splitlines()[0]}"
-        raise ValueError(f"{path}: not a torch file of tensors and plain values ({why})") from e
+        raise ValueError(f"{path}: not a torch file of tensors and plain values ({short_error(e)})") from e
 
 # %% ../nbs/00_core.ipynb #73f25ce0
 class RunDir:
@@ -355,7 +356,7 @@ class RunDir:
         return load_json(self.path/name/'done.json')
 
     def heal(self) -> list[Path]:
-        "Remove the temporary files of interrupted writes and set aside unreadable `done.json` files (the stage reruns)."
+        "Remove interrupted writes' temporary files; set aside unreadable `done.json` files (their stages rerun)."
         for tmp in self.path.rglob('.*.tmp'):
             if '_old' not in tmp.relative_to(self.path).parts: tmp.unlink(missing_ok=True)
         moved = []
@@ -472,7 +473,6 @@ def set_aside(path:str|Path, # a file that failed to load
     dest = root/'_old'/time.strftime('%Y%m%d-%H%M%S')/path.relative_to(root)
     dest.parent.mkdir(parents=True, exist_ok=True)
     os.replace(path, dest)
-    import sys
     print(f"nlmn: warning: {why}; moved it to {dest} and recomputing", file=sys.stderr)
     return dest
 
@@ -495,7 +495,8 @@ def check_writable(path:str|Path, # a folder that is about to be written (it or 
     here = next(d for d in [path, *path.parents] if d.exists())
     if not here.is_dir(): raise NotADirectoryError(f"{here}: is a file, so {path} cannot be a folder")
     try: fd, probe = tempfile.mkstemp(dir=here, prefix='.nlmn-write-check.', suffix='.tmp')
-    except OSError as e: raise PermissionError(f"{here}: cannot write there ({e.strerror}); choose another folder") from None
+    except OSError as e:
+        raise PermissionError(f"{here}: cannot write there ({e.strerror}); choose another folder") from None
     os.close(fd); os.unlink(probe)
 
 try: import fcntl  # POSIX
@@ -562,7 +563,7 @@ class RunLock:
         f = open(self.path/'.lock', 'a+', encoding='utf-8')
         try: self._try(f)
         except BaseException: f.close(); raise
-        import socket, sys
+        import socket
         f.seek(0); f.truncate()
         f.write(f"process {os.getpid()} on {socket.gethostname()} (nlmn {' '.join(sys.argv[1:])[:200]})\n"); f.flush()
         return f

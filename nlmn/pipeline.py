@@ -122,7 +122,8 @@ def check_config(config:dict, # a run's settings, as `resolve_config` makes them
     "Raise a `ValueError` naming the key, its value and what it must be, for the first bad setting of `config`."
     where = f"{source}: " if source else ''
     expected = {'version', 'preset', 'data', 'baselines', *STAGE_SETTINGS}
-    if unknown := sorted(set(config) - expected): raise ValueError(f"{where}unknown key(s) {unknown}; expected {sorted(expected)}")
+    if unknown := sorted(set(config) - expected):
+        raise ValueError(f"{where}unknown key(s) {unknown}; expected {sorted(expected)}")
     if missing := sorted(expected - set(config) - {'baselines'}): raise ValueError(f"{where}missing key(s) {missing}")
     for name, cls in (('data', DataSpec), *STAGE_SETTINGS.items()):
         section, fields = config[name], {f.name for f in dataclasses.fields(cls)}

@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import PRECISIONS, at_least, between, check_settings, get_device, load_npz, log, one_of, positive, progress, save_npz
+from .core import (PRECISIONS, at_least, between, check_settings, get_device, load_npz, log, one_of, positive, progress,
+                   save_npz)
 from .data import NORMALIZATIONS, NoisyDataset, normalization_stats
 from .augment import simifeat_augment
 from .representations import FeatureRounds

@@ -44,10 +44,7 @@ def images(n:int=60, seed:int=0) -> np.ndarray:
 
 def labels(n:int=60) -> np.ndarray: return np.arange(n) % 10
 
-def write_npz(path:Path, **arrays) -> list[str]:
-    arrays = dict(images=images(), **arrays)
-    np.savez(path, **arrays)
-    return []
+def write_npz(path:Path, **arrays): np.savez(path, images=images(), **arrays)
 
 def label_file(path:Path, n:int=60, **changes) -> Path:
     clean = labels(n)
@@ -264,6 +261,7 @@ CASES = [
     Case('config_older_version', on_run(['resume'], prepare=lambda r: edit_config(r, lambda c: c.update(version=2))),
          r"config\.json: made by another nlmn version"),
     Case('decisions_latin1', on_run(['run', *TINY, '--resume', '--until', 'detect', '--out'],
+                                    prepare=lambda r: decisions_csv(r.parent, 'latin-1'),
                                     after=['--decisions', '{ws}/decisions.csv']),
          r"decisions\.csv: not UTF-8 text \(byte 0xe9"),
     Case('resume_mid_run_read_only', on_run(['resume'], undone=('finetune',)), r"run: cannot write there", read_only='run'),
@@ -322,7 +320,6 @@ def make_templates(root:Path) -> Path:
 def run_case(case:Case, ws:Path, templates:Path) -> dict:
     "Run one case in its folder `ws`; what happened, and what was wrong with it (empty: the case passed)."
     argv = [a.replace('{ws}', str(ws)) for a in case.make(ws, templates)]
-    if case.id == 'decisions_latin1': decisions_csv(ws, 'latin-1')
     before = snapshot(ws)
     with read_only(ws/case.read_only) if case.read_only else contextlib.nullcontext():
         code, out, err = cli(argv)
